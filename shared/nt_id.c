@@ -1,0 +1,104 @@
+/* UUIDv7 generation with a per-process monotonic counter. */
+#include "nt_id.h"
+
+#include "nt_clock.h"
+#include "nt_status.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static int64_t last_ms = -1;
+static uint64_t counter; /* 42 bits: 12 in rand_a, 30 at the top of rand_b */
+
+void nt_random_bytes(void *buf, size_t n)
+{
+    unsigned char *p = buf;
+    while (n > 0) {
+        ssize_t got = getrandom(p, n, 0);
+        NT_ASSERT(got > 0);
+        p += got;
+        n -= (size_t)got;
+    }
+}
+
+void nt_id_new(char out[NT_ID_LEN])
+{
+    unsigned char rnd[8];
+    nt_random_bytes(rnd, sizeof(rnd));
+    uint64_t r;
+    memcpy(&r, rnd, sizeof(r));
+
+    pthread_mutex_lock(&lock);
+    int64_t ms = nt_clock_now_ms();
+    if (ms > last_ms) {
+        last_ms = ms;
+        /* A fresh random start with the top bit clear leaves room to count. */
+        counter = (r >> 22) & ((UINT64_C(1) << 41) - 1);
+    } else {
+        /* Same millisecond, or the clock stepped back: keep the old time. */
+        counter++;
+        if (counter >> 42) {
+            last_ms++;
+            counter = 0;
+        }
+        ms = last_ms;
+    }
+    uint64_t c = counter;
+    pthread_mutex_unlock(&lock);
+
+    unsigned char b[16];
+    uint64_t t = (uint64_t)ms;
+    for (int i = 0; i < 6; i++)
+        b[i] = (unsigned char)(t >> (8 * (5 - i)));
+    uint16_t rand_a = (uint16_t)((c >> 30) & 0x0FFF);
+    b[6] = (unsigned char)(0x70 | (rand_a >> 8));
+    b[7] = (unsigned char)(rand_a & 0xFF);
+    uint64_t low30 = c & ((UINT64_C(1) << 30) - 1);
+    /* rand_b: 2 variant bits, 30 counter bits, 32 random bits. */
+    uint64_t rb = (UINT64_C(2) << 62) | (low30 << 32) | (r & 0xFFFFFFFFu);
+    for (int i = 0; i < 8; i++)
+        b[8 + i] = (unsigned char)(rb >> (8 * (7 - i)));
+
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+bool nt_id_valid(const char *s)
+{
+    if (s == NULL)
+        return false;
+    for (int i = 0; i < 36; i++) {
+        char c = s[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return false;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) {
+            return false;
+        }
+    }
+    return s[36] == '\0';
+}
+
+int64_t nt_id_time_ms(const char *s)
+{
+    if (!nt_id_valid(s) || s[14] != '7')
+        return -1;
+    int64_t t = 0;
+    for (int i = 0; i < 13; i++) {
+        if (s[i] == '-')
+            continue;
+        char c = s[i];
+        t = t * 16 + ((c <= '9') ? c - '0' : c - 'a' + 10);
+    }
+    return t;
+}

@@ -1,0 +1,243 @@
+/* JSON parsing and field validation shared by every codec. */
+#include "nt_json.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+bool nt_utf8_valid(const char *str, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)str;
+    size_t i = 0;
+    while (i < len) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n;
+        unsigned cp;
+        if (c >= 0xC2 && c <= 0xDF) {
+            n = 1;
+            cp = c & 0x1F;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            n = 2;
+            cp = c & 0x0F;
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            n = 3;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (len - i <= n)
+            return false;
+        for (size_t k = 1; k <= n; k++) {
+            if ((s[i + k] & 0xC0) != 0x80)
+                return false;
+            cp = (cp << 6) | (s[i + k] & 0x3F);
+        }
+        if ((n == 2 && cp < 0x800) || (n == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return false;
+        i += n + 1;
+    }
+    return true;
+}
+
+size_t nt_utf8_chars(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (((unsigned char)s[i] & 0xC0) != 0x80)
+            n++;
+    }
+    return n;
+}
+
+nt_status nt_json_parse(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
+{
+    if (!nt_utf8_valid(data, len)) {
+        snprintf(err, errlen, "body is not valid UTF-8");
+        return NT_EINVAL;
+    }
+    const char *end = NULL;
+    cJSON *v = cJSON_ParseWithLengthOpts(data, len, &end, false);
+    if (v == NULL) {
+        size_t at = (end != NULL && end >= data) ? (size_t)(end - data) : 0;
+        snprintf(err, errlen, "invalid JSON at byte %zu", at);
+        return NT_EINVAL;
+    }
+    /* Only white space may follow the value. */
+    for (const char *p = end; p != NULL && p < data + len; p++) {
+        if (*p != ' ' && *p != '\t' && *p != '\n' && *p != '\r') {
+            cJSON_Delete(v);
+            snprintf(err, errlen, "invalid JSON at byte %zu: trailing data", (size_t)(p - data));
+            return NT_EINVAL;
+        }
+    }
+    *out = v;
+    return NT_OK;
+}
+
+nt_status nt_json_parse_object(const char *data, size_t len, cJSON **out, char *err, size_t errlen)
+{
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\n' || data[i] == '\r' || data[i] == '\t'))
+        i++;
+    if (i == len) {
+        *out = cJSON_CreateObject();
+        NT_ASSERT(*out != NULL);
+        return NT_OK;
+    }
+    cJSON *v = NULL;
+    nt_status st = nt_json_parse(data, len, &v, err, errlen);
+    if (st != NT_OK)
+        return st;
+    if (!cJSON_IsObject(v)) {
+        cJSON_Delete(v);
+        snprintf(err, errlen, "body must be a JSON object");
+        return NT_EINVAL;
+    }
+    *out = v;
+    return NT_OK;
+}
+
+nt_status nt_json_check_keys(const cJSON *obj, const char *const *allowed, char *err, size_t errlen)
+{
+    const cJSON *it;
+    cJSON_ArrayForEach(it, obj)
+    {
+        bool ok = false;
+        for (size_t i = 0; allowed[i] != NULL; i++) {
+            if (it->string != NULL && strcmp(it->string, allowed[i]) == 0) {
+                ok = true;
+                break;
+            }
+        }
+        if (!ok) {
+            snprintf(err, errlen, "unknown field '%.64s'", it->string ? it->string : "");
+            return NT_EINVAL;
+        }
+    }
+    return NT_OK;
+}
+
+char *nt_str_trim(char *s)
+{
+    size_t len = strlen(s);
+    size_t a = 0;
+    while (a < len && (s[a] == ' ' || s[a] == '\t' || s[a] == '\n' || s[a] == '\r'))
+        a++;
+    size_t b = len;
+    while (b > a && (s[b - 1] == ' ' || s[b - 1] == '\t' || s[b - 1] == '\n' || s[b - 1] == '\r'))
+        b--;
+    memmove(s, s + a, b - a);
+    s[b - a] = '\0';
+    return s;
+}
+
+nt_status nt_text_check(const char *field, const char *s, const nt_text_rule *rule, char *err,
+                        size_t errlen)
+{
+    size_t len = strlen(s);
+    if (!nt_utf8_valid(s, len)) {
+        snprintf(err, errlen, "'%s' is not valid UTF-8", field);
+        return NT_EINVAL;
+    }
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool ctl = c < 0x20 || c == 0x7F;
+        if (ctl && !(rule->allow_newlines && (c == '\n' || c == '\t'))) {
+            snprintf(err, errlen, "'%s' contains a control character", field);
+            return NT_EINVAL;
+        }
+    }
+    size_t chars = nt_utf8_chars(s, len);
+    if (chars < rule->min_chars || chars > rule->max_chars) {
+        if (rule->min_chars > 0 && chars == 0)
+            snprintf(err, errlen, "'%s' must not be empty", field);
+        else
+            snprintf(err, errlen, "'%s' must be %zu to %zu characters, got %zu", field,
+                     rule->min_chars, rule->max_chars, chars);
+        return NT_EINVAL;
+    }
+    return NT_OK;
+}
+
+nt_status nt_json_get_text(const cJSON *obj, const char *key, bool required,
+                           const nt_text_rule *rule, char **out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (!required)
+            return NT_ENOTFOUND;
+        snprintf(err, errlen, "'%s' is required", key);
+        return NT_EINVAL;
+    }
+    if (!cJSON_IsString(v) || v->valuestring == NULL) {
+        snprintf(err, errlen, "'%s' must be a string", key);
+        return NT_EINVAL;
+    }
+    char *copy = strdup(v->valuestring);
+    NT_ASSERT(copy != NULL);
+    nt_str_trim(copy);
+    nt_status st = nt_text_check(key, copy, rule, err, errlen);
+    if (st != NT_OK) {
+        free(copy);
+        return st;
+    }
+    *out = copy;
+    return NT_OK;
+}
+
+nt_status nt_json_get_bool(const cJSON *obj, const char *key, bool required, bool *out, char *err,
+                           size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (!required)
+            return NT_ENOTFOUND;
+        snprintf(err, errlen, "'%s' is required", key);
+        return NT_EINVAL;
+    }
+    if (!cJSON_IsBool(v)) {
+        snprintf(err, errlen, "'%s' must be true or false", key);
+        return NT_EINVAL;
+    }
+    *out = cJSON_IsTrue(v);
+    return NT_OK;
+}
+
+nt_status nt_json_get_int(const cJSON *obj, const char *key, bool required, long long min,
+                          long long max, long long *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, key);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (!required)
+            return NT_ENOTFOUND;
+        snprintf(err, errlen, "'%s' is required", key);
+        return NT_EINVAL;
+    }
+    double d = cJSON_IsNumber(v) ? v->valuedouble : 0;
+    if (!cJSON_IsNumber(v) || !(d >= (double)min && d <= (double)max) || d != floor(d)) {
+        snprintf(err, errlen, "'%s' must be an integer from %lld to %lld", key, min, max);
+        return NT_EINVAL;
+    }
+    *out = (long long)d;
+    return NT_OK;
+}
+
+char *nt_json_print(const cJSON *v)
+{
+    char *s = cJSON_PrintUnformatted(v);
+    NT_ASSERT(s != NULL);
+    return s;
+}
+
+void nt_json_add_str_or_null(cJSON *obj, const char *key, const char *val)
+{
+    if (val != NULL)
+        cJSON_AddStringToObject(obj, key, val);
+    else
+        cJSON_AddNullToObject(obj, key);
+}
