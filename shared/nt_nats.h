@@ -1,0 +1,121 @@
+/* The NATS adapter: the only module (with nt_kv) that includes nats.h.
+ * A connection to a list of servers with unlimited reconnect; a service that
+ * serves a route table on queue subscriptions and answers NATS micro
+ * discovery; publishing events; a blocking request for tools and tests; and a
+ * non-blocking requester for the gateway and the edge (one inbox
+ * subscription, publish-request, our own deadline). */
+#ifndef NT_NATS_H
+#define NT_NATS_H
+
+#include "nt_route.h"
+#include "nt_status.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct nt_nats nt_nats;
+
+/* nats.c's connection type, for the few shared modules that need it (nt_kv). */
+struct __natsConnection;
+
+/* Connects to urls (comma-separated, e.g. "nats://127.0.0.1:4222,nats://h2:4222"),
+ * naming the connection client_name. Retries the first connection for up to
+ * wait_ms (so a service may start just before its server), then fails with
+ * NT_EUNAVAIL. Once connected, reconnects forever. Connection state changes
+ * are logged. *out is the caller's (nt_nats_destroy). */
+nt_status nt_nats_connect(const char *urls, const char *client_name, int wait_ms, nt_nats **out);
+
+/* True while connected (not while reconnecting). Thread-safe. */
+bool nt_nats_is_connected(nt_nats *nc);
+
+/* Publishes an event (no reply expected). Thread-safe. */
+nt_status nt_nats_publish(nt_nats *nc, const char *subject, const void *data, size_t len);
+
+/* A reply received from a request. */
+typedef struct {
+    int http;   /* 200, or the Nats-Service-Error-Code of the reply */
+    char *data; /* the reply body, NUL-terminated, owned */
+    size_t len;
+    long long retry_after_ms; /* from Chat-Retry-After-Ms, 0 when absent */
+} nt_response;
+
+void nt_response_free(nt_response *r);
+
+/* Sends a request with the Chat-User (when user is non-NULL) and
+ * Chat-Request-Id headers and waits up to timeout_ms. NT_OK when any reply
+ * arrived (look at out->http), NT_EUNAVAIL when nobody subscribes (at once),
+ * NT_ETIMEOUT when nobody answered in time. Blocks the calling thread: never
+ * call it from an event loop. Thread-safe. */
+nt_status nt_nats_request(nt_nats *nc, const char *subject, const char *user,
+                          const char *request_id, const void *data, size_t len, int timeout_ms,
+                          nt_response *out);
+
+/* Drains every subscription and pending publish, then closes; waits at most
+ * timeout_ms for the close. Safe to call once; nt_nats_destroy after. */
+void nt_nats_drain(nt_nats *nc, int timeout_ms);
+
+/* Closes (if still open) and frees. NULL is harmless. */
+void nt_nats_destroy(nt_nats *nc);
+
+/* The underlying nats.c connection, borrowed. For shared adapters only. */
+struct __natsConnection *nt_nats_raw(nt_nats *nc);
+
+/* ---- Serving a route table -------------------------------------------- */
+
+typedef struct {
+    const char *name;    /* service kind, also the queue group: "auth" */
+    const char *version; /* SemVer: "0.1.0" */
+    const char *description;
+    const nt_route *routes; /* borrowed; must outlive the service */
+    size_t nroutes;
+    void *ctx; /* passed to every handler */
+} nt_service_def;
+
+typedef struct nt_service nt_service;
+
+/* Subscribes every route's subject in queue group def->name, plus the nine
+ * discovery subjects ($SRV.PING|INFO|STATS, with .name and .name.id) as plain
+ * subscriptions. Handlers run on nats.c delivery threads, possibly at once.
+ * Each request is dispatched with nt_route_dispatch; error replies carry
+ * Nats-Service-Error and Nats-Service-Error-Code. Per-endpoint statistics
+ * (num_requests, num_errors, last_error, processing_time) are kept for STATS. */
+nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **out);
+
+/* The instance id (22 characters) used in discovery. */
+const char *nt_service_id(const nt_service *svc);
+
+/* Drains the service's subscriptions (requests in flight finish and are
+ * answered), waits up to timeout_ms, and frees. NULL is harmless. */
+void nt_service_stop(nt_service *svc, int timeout_ms);
+
+/* ---- Non-blocking requests ----------------------------------------------- */
+
+typedef struct nt_requester nt_requester;
+
+/* Called exactly once per sent request, on a nats.c or timer thread:
+ * st is NT_OK with resp (borrowed for the call) when a reply arrived,
+ * NT_EUNAVAIL when nobody subscribes or the requester is being destroyed,
+ * NT_ETIMEOUT at the deadline (resp NULL in both). Keep it short. */
+typedef void (*nt_response_cb)(void *ctx, nt_status st, const nt_response *resp);
+
+/* One wildcard inbox subscription and one deadline thread, shared by every
+ * request sent through it. */
+nt_status nt_requester_create(nt_nats *nc, nt_requester **out);
+
+/* Publishes a request whose reply subject is <inbox>.<id> and returns at once.
+ * On NT_OK, cb will run exactly once (unless cancelled); on an error return it
+ * never runs. *id_out (may be NULL) identifies the request for cancel. Thread-safe. */
+nt_status nt_requester_send(nt_requester *rq, const char *subject, const char *user,
+                            const char *request_id, const void *data, size_t len, int timeout_ms,
+                            nt_response_cb cb, void *ctx, uint64_t *id_out);
+
+/* Forgets a pending request: true if it was still pending (cb will never run);
+ * false if cb has already run or is running now. Thread-safe. */
+bool nt_requester_cancel(nt_requester *rq, uint64_t id);
+
+/* Calls every pending callback with NT_EUNAVAIL, unsubscribes, stops the
+ * deadline thread and frees. NULL is harmless. */
+void nt_requester_destroy(nt_requester *rq);
+
+#endif
