@@ -1,0 +1,293 @@
+/* The auth service's routes: users upsert/get/update, the JWKS and (local
+ * mode) the development token. Handlers decode, call the store, encode. */
+#include "auth.h"
+
+#include "nt_clock.h"
+#include "nt_log.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#define BODY_MAX 16384
+
+/* ---- the session cache: session:{user} in KV, 24 h, best effort ---- */
+
+static void cache_put(auth_ctx *ctx, const auth_profile *p)
+{
+    char key[AUTH_USER_ID_MAX + 16];
+    if (ctx->kv == NULL)
+        return;
+    snprintf(key, sizeof(key), "session:%s", p->user_id);
+    cJSON *j = auth_profile_to_json(p);
+    char *s = nt_json_print(j);
+    cJSON_Delete(j);
+    if (nt_kv_put(ctx->kv, key, s, strlen(s)) != NT_OK) {
+        /* A stale entry would outlive the change for a day: make sure it is gone. */
+        if (nt_kv_delete(ctx->kv, key) != NT_OK)
+            nt_log_error("auth", "session cache could not be updated user=%s", p->user_id);
+    }
+    free(s);
+}
+
+static bool cache_get(auth_ctx *ctx, const char *user_id, auth_profile *out)
+{
+    char key[AUTH_USER_ID_MAX + 16];
+    char *data = NULL;
+    size_t len = 0;
+    if (ctx->kv == NULL)
+        return false;
+    snprintf(key, sizeof(key), "session:%s", user_id);
+    if (nt_kv_get(ctx->kv, key, &data, &len) != NT_OK)
+        return false;
+    nt_status st = auth_profile_from_json(data, len, out);
+    free(data);
+    return st == NT_OK && strcmp(out->user_id, user_id) == 0;
+}
+
+static nt_status reply_profile(nt_reply *rep, const auth_profile *p)
+{
+    nt_reply_set(rep, auth_profile_to_json(p));
+    return NT_OK;
+}
+
+static nt_status check_caller(const nt_request *req, nt_reply *rep)
+{
+    if (!auth_user_id_valid(req->user))
+        return nt_reply_fail(rep, NT_EUNAUTH, "the user id has an invalid form");
+    return NT_OK;
+}
+
+/* ---- chat.auth.users.upsert ---- */
+
+static nt_status users_upsert(void *vctx, const nt_request *req, nt_reply *rep)
+{
+    static const char *const allowed[] = {"username", "email", "avatar_url", NULL};
+    auth_ctx *ctx = vctx;
+    cJSON *body = NULL;
+    char *username = NULL, *email = NULL, *avatar = NULL;
+    auth_profile p;
+    memset(&p, 0, sizeof(p));
+    nt_status st = check_caller(req, rep);
+    if (st != NT_OK)
+        return st;
+    st = nt_json_parse_object(req->data, req->len, &body, rep->message, sizeof(rep->message));
+    if (st != NT_OK)
+        goto out;
+
+    if (ctx->clerk_secret != NULL) {
+        /* With Clerk, the profile comes from Clerk, whatever the body says. */
+        st = auth_clerk_fetch(ctx->clerk_api_url, ctx->clerk_secret, req->user, &username, &email,
+                              &avatar, rep->message, sizeof(rep->message));
+        if (st != NT_OK)
+            goto out;
+    } else {
+        st = nt_json_check_keys(body, allowed, rep->message, sizeof(rep->message));
+        if (st != NT_OK)
+            goto out;
+        st = nt_json_get_text(body, "username", true, &auth_username_rule, &username, rep->message,
+                              sizeof(rep->message));
+        if (st != NT_OK)
+            goto out;
+        static const nt_text_rule any = {.min_chars = 0, .max_chars = 4096};
+        st =
+            nt_json_get_text(body, "email", true, &any, &email, rep->message, sizeof(rep->message));
+        if (st == NT_OK)
+            st = auth_check_email(email, rep->message, sizeof(rep->message));
+        if (st != NT_OK)
+            goto out;
+        st = nt_json_get_text(body, "avatar_url", false, &any, &avatar, rep->message,
+                              sizeof(rep->message));
+        if (st == NT_OK)
+            st = auth_check_avatar(avatar, rep->message, sizeof(rep->message));
+        else if (st == NT_ENOTFOUND)
+            st = NT_OK;
+        if (st != NT_OK)
+            goto out;
+    }
+    st = auth_store_upsert(ctx->store, req->user, username, email, avatar, &p);
+    if (st != NT_OK)
+        goto out;
+    cache_put(ctx, &p);
+    st = reply_profile(rep, &p);
+out:
+    cJSON_Delete(body);
+    free(username);
+    free(email);
+    free(avatar);
+    auth_profile_clear(&p);
+    return st;
+}
+
+/* ---- chat.auth.users.get ---- */
+
+static nt_status users_get(void *vctx, const nt_request *req, nt_reply *rep)
+{
+    auth_ctx *ctx = vctx;
+    auth_profile p;
+    memset(&p, 0, sizeof(p));
+    nt_status st = check_caller(req, rep);
+    if (st != NT_OK)
+        return st;
+    if (cache_get(ctx, req->user, &p)) {
+        st = reply_profile(rep, &p);
+        auth_profile_clear(&p);
+        return st;
+    }
+    st = auth_store_get(ctx->store, req->user, &p);
+    if (st == NT_ENOTFOUND && ctx->clerk_secret != NULL) {
+        /* First visit with Clerk: create the profile from Clerk's record. */
+        char *username = NULL, *email = NULL, *avatar = NULL;
+        st = auth_clerk_fetch(ctx->clerk_api_url, ctx->clerk_secret, req->user, &username, &email,
+                              &avatar, rep->message, sizeof(rep->message));
+        if (st == NT_OK)
+            st = auth_store_upsert(ctx->store, req->user, username, email, avatar, &p);
+        free(username);
+        free(email);
+        free(avatar);
+    } else if (st == NT_ENOTFOUND) {
+        return nt_reply_fail(rep, NT_ENOTFOUND,
+                             "no profile for this user yet; create it with POST /api/users");
+    }
+    if (st == NT_OK) {
+        cache_put(ctx, &p);
+        st = reply_profile(rep, &p);
+    }
+    auth_profile_clear(&p);
+    return st;
+}
+
+/* ---- chat.auth.users.update ---- */
+
+static nt_status users_update(void *vctx, const nt_request *req, nt_reply *rep)
+{
+    static const char *const allowed[] = {"username", "avatar_url", NULL};
+    static const nt_text_rule any = {.min_chars = 0, .max_chars = 4096};
+    auth_ctx *ctx = vctx;
+    cJSON *body = NULL;
+    char *username = NULL, *avatar = NULL;
+    bool set_avatar = false;
+    auth_profile p;
+    memset(&p, 0, sizeof(p));
+    nt_status st = check_caller(req, rep);
+    if (st != NT_OK)
+        return st;
+    st = nt_json_parse_object(req->data, req->len, &body, rep->message, sizeof(rep->message));
+    if (st == NT_OK)
+        st = nt_json_check_keys(body, allowed, rep->message, sizeof(rep->message));
+    if (st != NT_OK)
+        goto out;
+    if (cJSON_GetArraySize(body) == 0) {
+        st = nt_reply_fail(rep, NT_EINVAL, "nothing to update: give 'username' or 'avatar_url'");
+        goto out;
+    }
+    st = nt_json_get_text(body, "username", false, &auth_username_rule, &username, rep->message,
+                          sizeof(rep->message));
+    if (st == NT_ENOTFOUND) {
+        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "username"))) {
+            st = nt_reply_fail(rep, NT_EINVAL, "'username' cannot be null");
+            goto out;
+        }
+        st = NT_OK;
+    }
+    if (st != NT_OK)
+        goto out;
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(body, "avatar_url");
+    if (av != NULL) {
+        set_avatar = true; /* null clears the avatar */
+        if (!cJSON_IsNull(av)) {
+            st = nt_json_get_text(body, "avatar_url", true, &any, &avatar, rep->message,
+                                  sizeof(rep->message));
+            if (st == NT_OK)
+                st = auth_check_avatar(avatar, rep->message, sizeof(rep->message));
+            if (st != NT_OK)
+                goto out;
+        }
+    }
+    st = auth_store_update(ctx->store, req->user, username, set_avatar, avatar, &p);
+    if (st == NT_ENOTFOUND) {
+        st = nt_reply_fail(rep, NT_ENOTFOUND,
+                           "no profile for this user yet; create it with POST /api/users");
+        goto out;
+    }
+    if (st != NT_OK)
+        goto out;
+    cache_put(ctx, &p);
+    st = reply_profile(rep, &p);
+out:
+    cJSON_Delete(body);
+    free(username);
+    free(avatar);
+    auth_profile_clear(&p);
+    return st;
+}
+
+/* ---- chat.auth.jwks ---- */
+
+static nt_status jwks(void *vctx, const nt_request *req, nt_reply *rep)
+{
+    auth_ctx *ctx = vctx;
+    (void)req;
+    if (ctx->issuer == NULL)
+        return nt_reply_fail(rep, NT_ENOTFOUND, "no local issuer: Clerk is configured");
+    cJSON *j = cJSON_Parse(ctx->issuer->jwks_json);
+    NT_ASSERT(j != NULL);
+    nt_reply_set(rep, j);
+    return NT_OK;
+}
+
+/* ---- chat.auth.dev.token (local mode only) ---- */
+
+static nt_status dev_token(void *vctx, const nt_request *req, nt_reply *rep)
+{
+    static const char *const allowed[] = {"username", NULL};
+    auth_ctx *ctx = vctx;
+    cJSON *body = NULL;
+    char *username = NULL, *token = NULL;
+    auth_profile p;
+    memset(&p, 0, sizeof(p));
+    nt_status st;
+    if (ctx->issuer == NULL)
+        return nt_reply_fail(rep, NT_ENOTFOUND, "development tokens are off: Clerk is configured");
+    st = nt_json_parse_object(req->data, req->len, &body, rep->message, sizeof(rep->message));
+    if (st == NT_OK)
+        st = nt_json_check_keys(body, allowed, rep->message, sizeof(rep->message));
+    if (st == NT_OK)
+        st = nt_json_get_text(body, "username", true, &auth_username_rule, &username, rep->message,
+                              sizeof(rep->message));
+    if (st != NT_OK)
+        goto out;
+    char user_id[AUTH_USER_ID_MAX], email[AUTH_USER_ID_MAX + 32];
+    auth_local_user_id(username, user_id);
+    snprintf(email, sizeof(email), "%s@natter.local", user_id);
+    /* The profile exists from the first token on, so /api/users/me answers at once. */
+    st = auth_store_insert_if_absent(ctx->store, user_id, username, email, &p);
+    if (st != NT_OK)
+        goto out;
+    cache_put(ctx, &p);
+    int64_t expires_at = 0;
+    st = auth_issuer_mint(ctx->issuer, user_id, nt_clock_now_ms() / 1000, &token, &expires_at);
+    if (st != NT_OK)
+        goto out;
+    cJSON *d = cJSON_CreateObject();
+    cJSON_AddStringToObject(d, "token", token);
+    cJSON_AddStringToObject(d, "user_id", user_id);
+    cJSON_AddStringToObject(d, "username", p.username);
+    cJSON_AddNumberToObject(d, "expires_at", (double)expires_at);
+    nt_reply_set(rep, d);
+    nt_log_info("auth", "dev token minted user=%s", user_id);
+out:
+    cJSON_Delete(body);
+    free(username);
+    free(token);
+    auth_profile_clear(&p);
+    return st;
+}
+
+const nt_route auth_routes[] = {
+    {"users_upsert", "chat.auth.users.upsert", users_upsert, BODY_MAX, true},
+    {"users_get", "chat.auth.users.get", users_get, BODY_MAX, true},
+    {"users_update", "chat.auth.users.update", users_update, BODY_MAX, true},
+    {"jwks", "chat.auth.jwks", jwks, BODY_MAX, false},
+    {"dev_token", "chat.auth.dev.token", dev_token, BODY_MAX, false},
+};
+const size_t auth_nroutes = sizeof(auth_routes) / sizeof(auth_routes[0]);
