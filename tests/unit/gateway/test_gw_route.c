@@ -1,0 +1,150 @@
+/* Unit tests of the gateway's route table and matcher. */
+#include "../../../services/gateway/gw_route.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+static const gw_route table[] = {
+    {"GET", "/api/rooms", "chat.rooms.list", GW_AUTH, "before,limit"},
+    {"POST", "/api/rooms", "chat.rooms.create", GW_AUTH, NULL},
+    {"GET", "/api/rooms/:room_id", "chat.rooms.get", GW_AUTH, NULL},
+    {"DELETE", "/api/rooms/:room_id", "chat.rooms.delete", GW_AUTH, NULL},
+    {"PUT", "/api/rooms/:room_id/members/:user_id", "chat.rooms.invite", GW_AUTH, NULL},
+    {"POST", "/api/dev/token", "chat.auth.dev.token", GW_LOCAL_ONLY, NULL},
+};
+static const size_t ntable = sizeof(table) / sizeof(table[0]);
+
+Test(gw_route, matches_a_literal_path)
+{
+    gw_match m;
+    cr_assert_eq(gw_route_match(table, ntable, false, "POST", "/api/rooms", &m), GW_MATCH_OK);
+    cr_assert_str_eq(m.route->subject, "chat.rooms.create");
+    cr_assert_eq(m.nparams, 0);
+}
+
+Test(gw_route, collects_path_params_in_order)
+{
+    gw_match m;
+    cr_assert_eq(gw_route_match(table, ntable, false, "PUT", "/api/rooms/r1/members/u-2", &m),
+                 GW_MATCH_OK);
+    cr_assert_str_eq(m.route->subject, "chat.rooms.invite");
+    cr_assert_eq(m.nparams, 2);
+    cr_assert_str_eq(m.params[0].key, "room_id");
+    cr_assert_str_eq(m.params[0].value, "r1");
+    cr_assert_str_eq(m.params[1].key, "user_id");
+    cr_assert_str_eq(m.params[1].value, "u-2");
+}
+
+Test(gw_route, unknown_path_is_no_path)
+{
+    gw_match m;
+    const char *paths[] = {"/api/nope",   "/api/rooms/r1/extra",   "/api/rooms/", "/api/rooms//",
+                           "/api//rooms", "/api/roomsx",           "/api",        "",
+                           "/API/rooms",  "/api/rooms/r1/members/"};
+    for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++) {
+        cr_assert_eq(gw_route_match(table, ntable, false, "GET", paths[i], &m), GW_MATCH_NO_PATH,
+                     "path '%s'", paths[i]);
+        cr_assert_null(m.route);
+    }
+}
+
+Test(gw_route, known_path_with_wrong_method_lists_allowed_methods)
+{
+    gw_match m;
+    cr_assert_eq(gw_route_match(table, ntable, false, "PATCH", "/api/rooms/r1", &m),
+                 GW_MATCH_NO_METHOD);
+    cr_assert_null(m.route);
+    cr_assert_str_eq(m.allow, "GET, HEAD, DELETE");
+    cr_assert_eq(gw_route_match(table, ntable, false, "DELETE", "/api/rooms", &m),
+                 GW_MATCH_NO_METHOD);
+    cr_assert_str_eq(m.allow, "GET, HEAD, POST");
+}
+
+Test(gw_route, head_matches_get_routes)
+{
+    gw_match m;
+    cr_assert_eq(gw_route_match(table, ntable, false, "HEAD", "/api/rooms/r9", &m), GW_MATCH_OK);
+    cr_assert_str_eq(m.route->subject, "chat.rooms.get");
+    cr_assert_str_eq(m.params[0].value, "r9");
+}
+
+Test(gw_route, local_only_routes_vanish_in_clerk_mode)
+{
+    gw_match m;
+    cr_assert_eq(gw_route_match(table, ntable, false, "POST", "/api/dev/token", &m), GW_MATCH_OK);
+    cr_assert_eq(gw_route_match(table, ntable, true, "POST", "/api/dev/token", &m),
+                 GW_MATCH_NO_PATH, "404, not 405, in Clerk mode");
+    cr_assert_eq(gw_route_match(table, ntable, true, "GET", "/api/dev/token", &m),
+                 GW_MATCH_NO_PATH);
+}
+
+Test(gw_route, refuses_params_that_are_too_long)
+{
+    char path[GW_PARAM_MAX + 32];
+    memset(path, 'a', sizeof(path));
+    memcpy(path, "/api/rooms/", 11);
+    path[11 + GW_PARAM_MAX] = '\0'; /* a segment of exactly GW_PARAM_MAX bytes */
+    gw_match m;
+    cr_assert_eq(gw_route_match(table, ntable, false, "GET", path, &m), GW_MATCH_NO_PATH);
+    path[11 + GW_PARAM_MAX - 1] = '\0';
+    cr_assert_eq(gw_route_match(table, ntable, false, "GET", path, &m), GW_MATCH_OK);
+    cr_assert_eq(strlen(m.params[0].value), GW_PARAM_MAX - 1);
+}
+
+Test(gw_route, query_allow_list_is_exact)
+{
+    const gw_route *r = &table[0];
+    cr_assert(gw_route_query_allowed(r, "before"));
+    cr_assert(gw_route_query_allowed(r, "limit"));
+    cr_assert_not(gw_route_query_allowed(r, "limi"));
+    cr_assert_not(gw_route_query_allowed(r, "limits"));
+    cr_assert_not(gw_route_query_allowed(r, "before,limit"));
+    cr_assert_not(gw_route_query_allowed(r, ""));
+    cr_assert_not(gw_route_query_allowed(&table[1], "limit"), "NULL list allows nothing");
+}
+
+Test(gw_route, api_prefix_is_a_whole_segment)
+{
+    cr_assert(gw_route_is_api("/api"));
+    cr_assert(gw_route_is_api("/api/"));
+    cr_assert(gw_route_is_api("/api/users/me"));
+    cr_assert_not(gw_route_is_api("/apis"));
+    cr_assert_not(gw_route_is_api("/"));
+    cr_assert_not(gw_route_is_api("/rooms/api"));
+}
+
+Test(gw_route, the_gateway_table_has_the_documented_routes)
+{
+    gw_match m;
+    struct {
+        const char *method, *path, *subject;
+        unsigned flags;
+    } want[] = {
+        {"POST", "/api/users", "chat.auth.users.upsert", GW_AUTH},
+        {"GET", "/api/users/me", "chat.auth.users.get", GW_AUTH},
+        {"PUT", "/api/users/me", "chat.auth.users.update", GW_AUTH},
+        {"POST", "/api/dev/token", "chat.auth.dev.token", GW_LOCAL_ONLY},
+        {"GET", "/.well-known/jwks.json", "chat.auth.jwks", GW_LOCAL_ONLY | GW_UNWRAP},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, want[i].method, want[i].path, &m),
+                     GW_MATCH_OK, "%s %s", want[i].method, want[i].path);
+        cr_assert_str_eq(m.route->subject, want[i].subject);
+        cr_assert_eq(m.route->flags, want[i].flags, "%s %s", want[i].method, want[i].path);
+    }
+    cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "GET", "/healthz", &m), GW_MATCH_OK);
+    cr_assert(m.route->flags & GW_HEALTH);
+    cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "GET", "/readyz", &m), GW_MATCH_OK);
+    cr_assert(m.route->flags & GW_READY);
+    cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "DELETE", "/api/users/me", &m),
+                 GW_MATCH_NO_METHOD);
+    cr_assert_str_eq(m.allow, "GET, HEAD, PUT");
+    cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, true, "GET", "/.well-known/jwks.json", &m),
+                 GW_MATCH_NO_PATH);
+    /* Every /api route but the dev token needs a token. */
+    for (size_t i = 0; i < gw_nroutes; i++) {
+        if (gw_route_is_api(gw_routes[i].pattern) &&
+            strcmp(gw_routes[i].pattern, "/api/dev/token") != 0)
+            cr_assert(gw_routes[i].flags & GW_AUTH, "%s", gw_routes[i].pattern);
+    }
+}

@@ -1,0 +1,122 @@
+/* Unit tests of nt_json: UTF-8, parsing with positions, field rules. */
+#include "nt_json.h"
+
+#include <criterion/criterion.h>
+#include <string.h>
+
+#define ERR char err[NT_ERRMSG_LEN] = ""
+
+Test(nt_json, validates_utf8_strictly)
+{
+    cr_assert(nt_utf8_valid("", 0));
+    cr_assert(nt_utf8_valid("h\xc3\xa9llo \xe2\x82\xac \xf0\x9f\x98\x80", 15));
+    cr_assert_not(nt_utf8_valid("\xc3", 1), "truncated 2-byte");
+    cr_assert_not(nt_utf8_valid("\xe2\x82", 2), "truncated 3-byte");
+    cr_assert_not(nt_utf8_valid("\xc0\xaf", 2), "overlong slash");
+    cr_assert_not(nt_utf8_valid("\xe0\x80\xaf", 3), "overlong 3-byte");
+    cr_assert_not(nt_utf8_valid("\xed\xa0\x80", 3), "surrogate");
+    cr_assert_not(nt_utf8_valid("\xf4\x90\x80\x80", 4), "past U+10FFFF");
+    cr_assert_not(nt_utf8_valid("\xff", 1));
+    cr_assert_not(nt_utf8_valid("\x80", 1), "lone continuation");
+    cr_assert_eq(nt_utf8_chars("h\xc3\xa9\xf0\x9f\x98\x80", 7), 3);
+}
+
+Test(nt_json, parses_objects_and_names_the_bad_byte)
+{
+    ERR;
+    cJSON *v = NULL;
+    cr_assert_eq(nt_json_parse_object("{\"a\":1}", 7, &v, err, sizeof(err)), NT_OK);
+    cJSON_Delete(v);
+    cr_assert_eq(nt_json_parse_object("  ", 2, &v, err, sizeof(err)), NT_OK, "empty is {}");
+    cr_assert(cJSON_IsObject(v));
+    cJSON_Delete(v);
+    cr_assert_eq(nt_json_parse_object("{\"a\":}", 6, &v, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "invalid JSON at byte 5");
+    cr_assert_eq(nt_json_parse_object("[1,2]", 5, &v, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "body must be a JSON object");
+    cr_assert_eq(nt_json_parse_object("{} x", 4, &v, err, sizeof(err)), NT_EINVAL);
+    cr_assert(strstr(err, "trailing") != NULL, "%s", err);
+    cr_assert_eq(nt_json_parse_object("{\"a\":\"\xff\"}", 8, &v, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "body is not valid UTF-8");
+}
+
+Test(nt_json, never_reads_past_the_given_length)
+{
+    ERR;
+    cJSON *v = NULL;
+    const char *s = "{\"a\":1}GARBAGE";
+    cr_assert_eq(nt_json_parse_object(s, 7, &v, err, sizeof(err)), NT_OK);
+    cJSON_Delete(v);
+    /* Every prefix of a valid document is handled without a crash. */
+    const char *doc = "{\"name\":\"caf\xc3\xa9\",\"n\":[1,2,{\"x\":null}],\"t\":true}";
+    for (size_t i = 0; i < strlen(doc); i++) {
+        char *copy = malloc(i + 1);
+        memcpy(copy, doc, i);
+        copy[i] = '\0';
+        nt_status st = nt_json_parse_object(copy, i, &v, err, sizeof(err));
+        if (st == NT_OK)
+            cJSON_Delete(v);
+        free(copy);
+    }
+}
+
+Test(nt_json, text_fields_are_trimmed_and_checked)
+{
+    ERR;
+    cJSON *o = cJSON_Parse("{\"name\":\"  Alice  \",\"ctl\":\"a\\u0001b\",\"num\":3,"
+                           "\"long\":\"abcdef\",\"nl\":\"a\\nb\",\"blank\":\"   \"}");
+    nt_text_rule r = {.min_chars = 1, .max_chars = 5};
+    char *out = NULL;
+    cr_assert_eq(nt_json_get_text(o, "name", true, &r, &out, err, sizeof(err)), NT_OK);
+    cr_assert_str_eq(out, "Alice");
+    free(out);
+    cr_assert_eq(nt_json_get_text(o, "ctl", true, &r, &out, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "'ctl' contains a control character");
+    cr_assert_eq(nt_json_get_text(o, "num", true, &r, &out, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "'num' must be a string");
+    cr_assert_eq(nt_json_get_text(o, "long", true, &r, &out, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "'long' must be 1 to 5 characters, got 6");
+    cr_assert_eq(nt_json_get_text(o, "blank", true, &r, &out, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "'blank' must not be empty");
+    cr_assert_eq(nt_json_get_text(o, "nl", true, &r, &out, err, sizeof(err)), NT_EINVAL);
+    r.allow_newlines = true;
+    cr_assert_eq(nt_json_get_text(o, "nl", true, &r, &out, err, sizeof(err)), NT_OK);
+    free(out);
+    cr_assert_eq(nt_json_get_text(o, "absent", false, &r, &out, err, sizeof(err)), NT_ENOTFOUND);
+    cr_assert_eq(nt_json_get_text(o, "absent", true, &r, &out, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "'absent' is required");
+    cJSON_Delete(o);
+}
+
+Test(nt_json, counts_characters_not_bytes)
+{
+    ERR;
+    cJSON *o = cJSON_Parse("{\"e\":\"\xc3\xa9\xc3\xa9\xc3\xa9\"}");
+    nt_text_rule r = {.min_chars = 1, .max_chars = 3};
+    char *out = NULL;
+    cr_assert_eq(nt_json_get_text(o, "e", true, &r, &out, err, sizeof(err)), NT_OK);
+    free(out);
+    cJSON_Delete(o);
+}
+
+Test(nt_json, unknown_keys_bools_and_ints)
+{
+    ERR;
+    cJSON *o = cJSON_Parse("{\"a\":true,\"b\":7,\"c\":1.5,\"d\":\"x\",\"e\":1e300}");
+    static const char *const allowed[] = {"a", "b", "c", "d", NULL};
+    cr_assert_eq(nt_json_check_keys(o, allowed, err, sizeof(err)), NT_EINVAL);
+    cr_assert_str_eq(err, "unknown field 'e'");
+    bool b = false;
+    cr_assert_eq(nt_json_get_bool(o, "a", true, &b, err, sizeof(err)), NT_OK);
+    cr_assert(b);
+    cr_assert_eq(nt_json_get_bool(o, "b", true, &b, err, sizeof(err)), NT_EINVAL);
+    long long n = 0;
+    cr_assert_eq(nt_json_get_int(o, "b", true, 1, 10, &n, err, sizeof(err)), NT_OK);
+    cr_assert_eq(n, 7);
+    cr_assert_eq(nt_json_get_int(o, "b", true, 1, 5, &n, err, sizeof(err)), NT_EINVAL);
+    cr_assert_eq(nt_json_get_int(o, "c", true, 0, 10, &n, err, sizeof(err)), NT_EINVAL);
+    cr_assert_eq(nt_json_get_int(o, "d", true, 0, 10, &n, err, sizeof(err)), NT_EINVAL);
+    cr_assert_eq(nt_json_get_int(o, "e", true, 0, 10, &n, err, sizeof(err)), NT_EINVAL);
+    cr_assert_eq(nt_json_get_int(o, "zz", false, 0, 10, &n, err, sizeof(err)), NT_ENOTFOUND);
+    cJSON_Delete(o);
+}
