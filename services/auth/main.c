@@ -44,6 +44,14 @@ int main(void)
     nt_service *svc = NULL;
     char path[1024], err[256];
 
+    /* Signals are taken by sigwait below, never by a handler on a random
+     * thread; blocked first, so a SIGTERM during start-up waits for it. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
     nt_config *cfg = nt_config_load_or_exit("auth", specs, sizeof(specs) / sizeof(specs[0]));
     nt_log_level level;
     if (nt_log_level_parse(nt_config_str(cfg, "NATTER_LOG_LEVEL"), &level) != NT_OK) {
@@ -58,12 +66,6 @@ int main(void)
     nt_log_set_level(level);
     nt_config_log(cfg, "auth");
 
-    /* Signals are taken by sigwait below, never by a handler on a random thread. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     nt_http_global_init();
 
     const char *data_dir = nt_config_str(cfg, "NATTER_DATA_DIR");

@@ -24,6 +24,17 @@ int main(void)
     gw_opts opts;
     char err[512];
 
+    /* Signals are taken by sigwait below, never by a handler on a random
+     * thread; block them first, so every thread inherits the mask and a
+     * SIGTERM during start-up is handled once we are up. A client closing
+     * early must not kill us either. */
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     nt_config *cfg = nt_config_load_or_exit("gateway", gw_config_specs, gw_config_nspecs);
     if (gw_config_read(cfg, &opts, err, sizeof(err)) != NT_OK) {
         fprintf(stderr, "gateway: configuration error: %s\n", err);
@@ -33,19 +44,10 @@ int main(void)
     nt_log_set_level(opts.log_level);
     nt_config_log(cfg, "gateway");
 
-    /* Signals are taken by sigwait below, never by a handler on a random
-     * thread; block them before any thread starts so every thread inherits
-     * the mask. A client closing early must not kill us either. */
-    sigset_t sigs;
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     nt_http_global_init();
 
     if (nt_nats_connect(opts.nats_url, "gateway", NATS_CONNECT_WAIT_MS, &nc) != NT_OK) {
-        nt_log_error("gateway", "cannot connect to NATS at %s", opts.nats_url);
+        nt_log_error("gateway", "cannot connect to NATS");
         goto out;
     }
     if (nt_tokens_verifier_create(cfg, nc, &verifier) != NT_OK)

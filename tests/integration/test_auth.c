@@ -113,6 +113,39 @@ static void error_code(const h_http *r, const char *want)
     cJSON_Delete(j);
 }
 
+/* How many instances of service answer $SRV.PING.<service> within 300 ms. */
+static int count_instances(const char *service)
+{
+    natsConnection *nc = NULL;
+    natsSubscription *sub = NULL;
+    char inbox[64], subj[64];
+    cr_assert_eq(natsConnection_ConnectTo(&nc, env_nats + strlen("NATS_URL=")), NATS_OK);
+    snprintf(inbox, sizeof(inbox), "_INBOX.count.%ld", (long)time(NULL));
+    snprintf(subj, sizeof(subj), "$SRV.PING.%s", service);
+    cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, inbox), NATS_OK);
+    cr_assert_eq(natsConnection_PublishRequestString(nc, subj, inbox, ""), NATS_OK);
+    int n = 0;
+    natsMsg *m = NULL;
+    while (natsSubscription_NextMsg(&m, sub, 300) == NATS_OK) {
+        n++;
+        natsMsg_Destroy(m);
+    }
+    natsSubscription_Destroy(sub);
+    natsConnection_Destroy(nc);
+    return n;
+}
+
+/* Waits until want instances of service answer discovery. */
+static void wait_instances(const char *service, int want)
+{
+    for (int i = 0; i < 50; i++) {
+        if (count_instances(service) == want)
+            return;
+    }
+    h_dump_logs();
+    cr_assert_fail("%d instances of %s never answered $SRV.PING", want, service);
+}
+
 /* True when needle occurs in any process log of this test. */
 static bool logs_contain(const char *needle)
 {
@@ -220,6 +253,7 @@ Test(auth, profile_and_signing_key_survive_a_restart_of_auth)
 {
     start_stack(NULL);
     h_proc *auth = h_spawn("auth", stack_env); /* a second instance shares the queue group */
+    wait_instances("auth", 2);
     char *tok = dev_token("carol", NULL);
     h_http r = call("PUT", "/api/users/me", tok, "{\"username\":\"Carol K\"}");
     cr_assert_eq(r.status, 200, "%s", r.body);
