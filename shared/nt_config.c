@@ -159,10 +159,16 @@ void nt_config_log(const nt_config *cfg, const char *module)
     for (size_t i = 0; i < cfg->n; i++) {
         const nt_cfg_spec *s = &cfg->specs[i];
         const char *v = cfg->values[i];
-        if (v == NULL)
+        char safe[1024];
+        if (v == NULL) {
             v = "(unset)";
-        else if (s->secret)
+        } else if (s->secret) {
             v = "****";
+        } else {
+            /* URLs may carry user:password@; the rest of a URL is fine to show. */
+            nt_log_redact_url(v, safe, sizeof(safe));
+            v = safe;
+        }
         nt_log_info(module, "config %s=%s%s", s->name, v, cfg->set[i] ? "" : " (default)");
     }
 }

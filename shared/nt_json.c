@@ -44,6 +44,47 @@ bool nt_utf8_valid(const char *str, size_t len)
     return true;
 }
 
+/* The length of the valid UTF-8 sequence at s (of at most len bytes), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t len)
+{
+    size_t n = 1;
+    while (n < 4 && n < len && (s[n] & 0xC0) == 0x80)
+        n++;
+    for (size_t k = n; k >= 1; k--) {
+        if (nt_utf8_valid((const char *)s, k))
+            return k;
+    }
+    return 0;
+}
+
+char *nt_utf8_sanitize(char *str)
+{
+    unsigned char *s = (unsigned char *)str;
+    size_t len = strlen(str);
+    size_t i = 0;
+    while (i < len) {
+        if (s[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_seq(s + i, len - i);
+        if (n > 0) {
+            i += n;
+            continue;
+        }
+        /* A lead byte whose continuation bytes run to the end was cut short. */
+        size_t j = i + 1;
+        while (j < len && (s[j] & 0xC0) == 0x80)
+            j++;
+        if (j == len && s[i] >= 0xC2 && s[i] <= 0xF4 && len - i < 4) {
+            s[i] = '\0';
+            break;
+        }
+        s[i++] = '?';
+    }
+    return str;
+}
+
 size_t nt_utf8_chars(const char *s, size_t len)
 {
     size_t n = 0;
@@ -59,6 +100,18 @@ nt_status nt_json_parse(const char *data, size_t len, cJSON **out, char *err, si
     if (!nt_utf8_valid(data, len)) {
         snprintf(err, errlen, "body is not valid UTF-8");
         return NT_EINVAL;
+    }
+    /* cJSON decodes \u0000 into a NUL that silently ends the C string: refuse it.
+     * Skipping the character after every backslash keeps "\\u0000" (an escaped
+     * backslash, then text) allowed. */
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (data[i] != '\\')
+            continue;
+        if (data[i + 1] == 'u' && i + 5 < len && memcmp(data + i + 2, "0000", 4) == 0) {
+            snprintf(err, errlen, "invalid JSON at byte %zu: \\u0000 is not allowed in strings", i);
+            return NT_EINVAL;
+        }
+        i++;
     }
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(data, len, &end, false);

@@ -17,10 +17,16 @@
  * code points past U+10FFFF). */
 bool nt_utf8_valid(const char *s, size_t len);
 
+/* Makes the NUL-terminated s valid UTF-8 in place: an incomplete sequence at
+ * the end (a message cut by snprintf) is dropped, any other invalid byte
+ * becomes '?'. Returns s. */
+char *nt_utf8_sanitize(char *s);
+
 /* The number of code points in the valid UTF-8 string s. */
 size_t nt_utf8_chars(const char *s, size_t len);
 
-/* Parses data[0..len) as JSON. The bytes must be valid UTF-8. On failure
+/* Parses data[0..len) as JSON. The bytes must be valid UTF-8, and strings may
+ * not contain \u0000 (C strings would silently end there). On failure
  * returns NT_EINVAL and writes e.g. "invalid JSON at byte 12" to err.
  * On success *out is the caller's (cJSON_Delete). */
 nt_status nt_json_parse(const char *data, size_t len, cJSON **out, char *err, size_t errlen);

@@ -53,3 +53,44 @@ void nt_log(nt_log_level level, const char *module, const char *fmt, ...)
     ssize_t w = write(STDERR_FILENO, line, len);
     (void)w;
 }
+
+void nt_log_redact_url(const char *in, char *out, size_t outlen)
+{
+    size_t o = 0;
+    if (outlen == 0)
+        return;
+    while (*in != '\0') {
+        size_t item = strcspn(in, ",");
+        const char *scheme = NULL;
+        for (size_t i = 0; i + 2 < item; i++) {
+            if (in[i] == ':' && in[i + 1] == '/' && in[i + 2] == '/') {
+                scheme = in + i + 3;
+                break;
+            }
+        }
+        const char *host = scheme != NULL ? scheme : in;
+        size_t hostpart = strcspn(host, "/");
+        if (host + hostpart > in + item)
+            hostpart = (size_t)(in + item - host);
+        const char *at = NULL;
+        for (size_t i = 0; i < hostpart; i++) {
+            if (host[i] == '@')
+                at = host + i; /* the last @ ends the user information */
+        }
+        /* Copy the scheme, then everything after the user information. */
+        size_t head = (size_t)(host - in);
+        const char *tail = at != NULL ? at + 1 : host;
+        size_t tail_len = (size_t)(in + item - tail);
+        for (size_t i = 0; i < head && o + 1 < outlen; i++)
+            out[o++] = in[i];
+        for (size_t i = 0; i < tail_len && o + 1 < outlen; i++)
+            out[o++] = tail[i];
+        in += item;
+        if (*in == ',') {
+            if (o + 1 < outlen)
+                out[o++] = ',';
+            in++;
+        }
+    }
+    out[o] = '\0';
+}

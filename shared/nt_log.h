@@ -5,6 +5,8 @@
 
 #include "nt_status.h"
 
+#include <stddef.h>
+
 typedef enum { NT_LOG_DEBUG, NT_LOG_INFO, NT_LOG_WARN, NT_LOG_ERROR } nt_log_level;
 
 /* Sets the lowest level that is written (default info). Call before threads start. */
@@ -18,6 +20,11 @@ nt_status nt_log_level_parse(const char *text, nt_log_level *out);
  * never interleave. Lines over 4 KiB are truncated. Thread-safe. */
 void nt_log(nt_log_level level, const char *module, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Copies a URL, or a comma-separated list of URLs, into out with any
+ * user:password@ part removed ("nats://bob:pw@h:4222" → "nats://h:4222"), so
+ * it can be logged. Truncates to outlen. */
+void nt_log_redact_url(const char *in, char *out, size_t outlen);
 
 #define nt_log_debug(mod, ...) nt_log(NT_LOG_DEBUG, mod, __VA_ARGS__)
 #define nt_log_info(mod, ...)  nt_log(NT_LOG_INFO, mod, __VA_ARGS__)

@@ -12,6 +12,7 @@ nt_status nt_reply_fail(nt_reply *rep, nt_status st, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(rep->message, sizeof(rep->message), fmt, ap);
     va_end(ap);
+    nt_utf8_sanitize(rep->message);
     return st;
 }
 
@@ -44,9 +45,12 @@ void nt_envelope_error(nt_buf *out, nt_status st, const char *message, long long
     cJSON *root = cJSON_CreateObject();
     cJSON *err = cJSON_AddObjectToObject(root, "error");
     NT_ASSERT(root != NULL && err != NULL);
+    char text[NT_ERRMSG_LEN];
+    snprintf(text, sizeof(text), "%s",
+             (message != NULL && message[0]) ? message : nt_status_str(st));
+    nt_utf8_sanitize(text);
     cJSON_AddStringToObject(err, "code", nt_status_code(st));
-    cJSON_AddStringToObject(err, "message",
-                            (message != NULL && message[0]) ? message : nt_status_str(st));
+    cJSON_AddStringToObject(err, "message", text);
     if (retry_after_ms > 0)
         cJSON_AddNumberToObject(err, "retry_after_ms", (double)retry_after_ms);
     char *s = nt_json_print(root);
@@ -77,6 +81,8 @@ nt_status nt_route_dispatch(const nt_route *route, void *ctx, const nt_request *
     } else {
         if (rep->message[0] == '\0')
             snprintf(rep->message, sizeof(rep->message), "%s", nt_status_str(st));
+        /* Handlers may cut a message mid-character; headers and bodies need UTF-8. */
+        nt_utf8_sanitize(rep->message);
         nt_envelope_error(out, st, rep->message, rep->retry_after_ms);
     }
     return st;

@@ -95,7 +95,7 @@ Test(nt_config, never_shows_a_secret)
 
 Test(nt_config, masks_secrets_in_the_startup_dump, .init = cr_redirect_stderr)
 {
-    const char *e[] = {"NEEDED=x", "SECRET=hunter2", NULL};
+    const char *e[] = {"NEEDED=nats://bob:pa55@h1:4222,tls://h2:4222", "SECRET=hunter2", NULL};
     nt_config *cfg = NULL;
     char err[256];
     cr_assert_eq(load(e, &cfg, err), NT_OK);
@@ -109,4 +109,6 @@ Test(nt_config, masks_secrets_in_the_startup_dump, .init = cr_redirect_stderr)
     cr_assert(strstr(buf, "SECRET=****") != NULL, "%s", buf);
     cr_assert(strstr(buf, "hunter2") == NULL, "%s", buf);
     cr_assert(strstr(buf, "PORT=8080 (default)") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "pa55") == NULL, "URL credentials are not shown: %s", buf);
+    cr_assert(strstr(buf, "NEEDED=nats://h1:4222,tls://h2:4222") != NULL, "%s", buf);
 }

@@ -120,3 +120,37 @@ Test(nt_json, unknown_keys_bools_and_ints)
     cr_assert_eq(nt_json_get_int(o, "zz", false, 0, 10, &n, err, sizeof(err)), NT_ENOTFOUND);
     cJSON_Delete(o);
 }
+
+Test(nt_json, refuses_escaped_nul_but_not_an_escaped_backslash)
+{
+    ERR;
+    cJSON *v = NULL;
+    const char *bad = "{\"username\":\"a\\u0000b\"}";
+    cr_assert_eq(nt_json_parse_object(bad, strlen(bad), &v, err, sizeof(err)), NT_EINVAL);
+    cr_assert(strstr(err, "u0000") != NULL, "%s", err);
+    const char *ok = "{\"path\":\"C:\\\\u0000\"}"; /* a backslash, then the text u0000 */
+    cr_assert_eq(nt_json_parse_object(ok, strlen(ok), &v, err, sizeof(err)), NT_OK, "%s", err);
+    cr_assert_str_eq(cJSON_GetObjectItem(v, "path")->valuestring, "C:\\u0000");
+    cJSON_Delete(v);
+    const char *other = "{\"a\":\"\\u0041\\u00e9\"}";
+    cr_assert_eq(nt_json_parse_object(other, strlen(other), &v, err, sizeof(err)), NT_OK);
+    cr_assert_str_eq(cJSON_GetObjectItem(v, "a")->valuestring, "A\xc3\xa9");
+    cJSON_Delete(v);
+}
+
+Test(nt_json, sanitizes_cut_and_invalid_utf8)
+{
+    char a[] = "caf\xc3\xa9";
+    cr_assert_str_eq(nt_utf8_sanitize(a), "caf\xc3\xa9", "valid text is untouched");
+    char b[] = "ab\xe2\x82";
+    cr_assert_str_eq(nt_utf8_sanitize(b), "ab", "a cut sequence at the end is dropped");
+    char c[] = "a\xff"
+               "b\xc0\xaf"
+               "c";
+    cr_assert_str_eq(nt_utf8_sanitize(c), "a?b??c");
+    char d[] = "\xf0\x9f\x98";
+    cr_assert_str_eq(nt_utf8_sanitize(d), "");
+    char e[] = "x\xed\xa0\x80y";
+    nt_utf8_sanitize(e);
+    cr_assert(nt_utf8_valid(e, strlen(e)), "surrogates are replaced: %s", e);
+}

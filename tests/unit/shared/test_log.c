@@ -53,3 +53,22 @@ Test(nt_log, truncates_huge_lines_safely, .init = cr_redirect_stderr)
     cr_assert_leq(n, 4096);
     cr_assert_eq(buf[n - 1], '\n');
 }
+
+Test(nt_log, redacts_user_information_from_urls)
+{
+    char out[256];
+    nt_log_redact_url("nats://bob:s3cr3t@h1:4222", out, sizeof(out));
+    cr_assert_str_eq(out, "nats://h1:4222");
+    nt_log_redact_url("nats://a:b@h1:4222,nats://h2:4222, tls://t@k@h3", out, sizeof(out));
+    cr_assert_str_eq(out, "nats://h1:4222,nats://h2:4222, tls://h3");
+    nt_log_redact_url("https://x.example/path?u=a@b", out, sizeof(out));
+    cr_assert_str_eq(out, "https://x.example/path?u=a@b", "an @ after the host stays");
+    nt_log_redact_url("plain-value", out, sizeof(out));
+    cr_assert_str_eq(out, "plain-value");
+    nt_log_redact_url("user:pw@host", out, sizeof(out));
+    cr_assert_str_eq(out, "host", "no scheme: still redacted");
+    nt_log_redact_url("nats://u:p@host:4222", out, 8);
+    cr_assert_str_eq(out, "nats://");
+    nt_log_redact_url("", out, sizeof(out));
+    cr_assert_str_eq(out, "");
+}

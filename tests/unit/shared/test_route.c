@@ -102,3 +102,30 @@ Test(nt_route, enforces_body_cap_and_user_before_the_handler)
     free(out);
     cr_assert_null(nt_route_find(routes, 4, "t.nope"));
 }
+
+static nt_status long_field(void *ctx, const nt_request *req, nt_reply *rep)
+{
+    (void)ctx;
+    (void)req;
+    /* 63 'a' then a two-byte character: %.64s cuts it in half. */
+    return nt_reply_fail(rep, NT_EINVAL, "unknown field '%.64s'",
+                         "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\xc3\xa9");
+}
+
+Test(nt_route, error_messages_stay_valid_utf8)
+{
+    static const nt_route r = {"long", "t.long", long_field, 1024, false};
+    nt_request req = {"t.long", NULL, "rid", "{}", 2};
+    nt_reply rep;
+    memset(&rep, 0, sizeof(rep));
+    nt_buf b;
+    nt_buf_init(&b, 1 << 16);
+    cr_assert_eq(nt_route_dispatch(&r, NULL, &req, &rep, &b), NT_EINVAL);
+    cr_assert(nt_utf8_valid(b.data, b.len), "%s", b.data);
+    cr_assert(nt_utf8_valid(rep.message, strlen(rep.message)));
+    nt_buf_free(&b);
+    nt_buf_init(&b, 1 << 16);
+    nt_envelope_error(&b, NT_EINVAL, "bad \xff byte", 0);
+    cr_assert(nt_utf8_valid(b.data, b.len), "%s", b.data);
+    nt_buf_free(&b);
+}
