@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define KV_MOD        "kv"
-#define KV_ID_MAX     200
-#define KV_BUCKET_MAX 128
+#define KV_API_WAIT_MS 1000
+#define KV_MOD         "kv"
+#define KV_ID_MAX      200
+#define KV_BUCKET_MAX  128
 
 struct nt_kv {
     jsCtx *js;
@@ -188,7 +189,11 @@ nt_status nt_kv_open(nt_nats *nc, const char *prefix, int replicas, nt_kv **out)
     nt_status st = NT_OK;
     nt_kv *kv = calloc(1, sizeof(*kv));
     NT_ASSERT(kv != NULL);
-    natsStatus s = natsConnection_JetStream(&kv->js, nt_nats_raw(nc), NULL);
+    /* A cache must fail fast: 1 s for any JetStream API call, not the 5 s default. */
+    jsOptions jo;
+    jsOptions_Init(&jo);
+    jo.Wait = KV_API_WAIT_MS;
+    natsStatus s = natsConnection_JetStream(&kv->js, nt_nats_raw(nc), &jo);
     if (s != NATS_OK) {
         st = kv_status(s) == NT_EINTERNAL ? NT_EINTERNAL : NT_EUNAVAIL;
         goto out;
@@ -229,6 +234,32 @@ nt_status nt_kv_put(nt_kv *kv, const char *key, const void *data, size_t len)
         return st == NT_ENOTFOUND ? NT_EUNAVAIL : st;
     }
     return NT_OK;
+}
+
+nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len)
+{
+    NT_ASSERT(kv != NULL);
+    nt_kv_class cls;
+    char k[KV_ID_MAX + 1];
+    nt_status st = nt_kv_map_key(key, &cls, k, sizeof(k));
+    if (st != NT_OK)
+        return st;
+    if (len > INT_MAX)
+        return NT_ETOOBIG;
+    uint64_t rev = 0;
+    natsStatus s = kvStore_Create(&rev, kv->stores[cls], k, data, (int)len);
+    if (s == NATS_OK)
+        return NT_OK;
+    /* nats.c 3.4.1 reports "wrong last sequence" as a plain NATS_ERR: look. */
+    kvEntry *e = NULL;
+    if (kvStore_Get(&e, kv->stores[cls], k) == NATS_OK) {
+        kvEntry_Destroy(e);
+        return NT_ECONFLICT;
+    }
+    st = kv_status(s);
+    nt_log_warn(KV_MOD, "create failed class=%s err=%s", kv_classes[cls].suffix,
+                natsStatus_GetText(s));
+    return st == NT_ENOTFOUND ? NT_EUNAVAIL : st;
 }
 
 nt_status nt_kv_get(nt_kv *kv, const char *key, char **data, size_t *len)

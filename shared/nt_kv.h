@@ -34,6 +34,11 @@ nt_status nt_kv_open(nt_nats *nc, const char *prefix, int replicas, nt_kv **out)
 /* Puts value under a logical key (its TTL restarts). Thread-safe. */
 nt_status nt_kv_put(nt_kv *kv, const char *key, const void *data, size_t len);
 
+/* Puts value only when the key has no value now (never written, deleted or
+ * expired): NT_ECONFLICT when it has one. For filling a cache on a read, so a
+ * slow reader never overwrites what a writer put meanwhile. Thread-safe. */
+nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len);
+
 /* Gets the value: *data is malloc'd, NUL-terminated, the caller's. NT_ENOTFOUND
  * for missing, deleted or expired keys. Thread-safe. */
 nt_status nt_kv_get(nt_kv *kv, const char *key, char **data, size_t *len);

@@ -98,22 +98,6 @@ static nt_status nats_to_nt(natsStatus s)
 }
 
 /* Copies a URL without any user:password@ part, so logs never hold credentials. */
-static void redact_url(const char *in, char *out, size_t outlen)
-{
-    const char *host = in;
-    const char *scheme = strstr(in, "://");
-    size_t keep = 0;
-    if (scheme != NULL) {
-        keep = (size_t)(scheme + 3 - in);
-        host = scheme + 3;
-    }
-    size_t hostpart = strcspn(host, "/");
-    const char *at = memchr(host, '@', hostpart);
-    if (at != NULL)
-        host = at + 1;
-    snprintf(out, outlen, "%.*s%s", (int)keep, in, host);
-}
-
 /* True when a header value could break the header block. */
 static bool has_ctl(const char *s)
 {
@@ -254,7 +238,7 @@ static void on_reconnected(natsConnection *c, void *closure)
     nt_nats *nc = closure;
     char url[NATS_URL_MAX] = "", safe[NATS_URL_MAX];
     natsConnection_GetConnectedUrl(c, url, sizeof(url));
-    redact_url(url, safe, sizeof(safe));
+    nt_log_redact_url(url, safe, sizeof(safe));
     nt_log_info(NATS_MOD, "reconnected name=%s url=%s", nc->name, safe);
 }
 
@@ -301,7 +285,7 @@ static void log_urls(const char *what, const char **urls, int n, const char *ext
     size_t used = 0;
     line[0] = '\0';
     for (int i = 0; i < n && used < sizeof(line); i++) {
-        redact_url(urls[i], safe, sizeof(safe));
+        nt_log_redact_url(urls[i], safe, sizeof(safe));
         int w = snprintf(line + used, sizeof(line) - used, "%s%s", i ? "," : "", safe);
         if (w < 0)
             break;
@@ -388,7 +372,7 @@ nt_status nt_nats_connect(const char *urls, const char *client_name, int wait_ms
     {
         char url[NATS_URL_MAX] = "", safe[NATS_URL_MAX];
         natsConnection_GetConnectedUrl(nc->conn, url, sizeof(url));
-        redact_url(url, safe, sizeof(safe));
+        nt_log_redact_url(url, safe, sizeof(safe));
         nt_log_info(NATS_MOD, "connected name=%s url=%s", nc->name, safe);
     }
 out:
@@ -782,6 +766,8 @@ static nt_status svc_check_def(const nt_service_def *def)
         return NT_EINVAL;
     if (def->nroutes > 0 && def->routes == NULL)
         return NT_EINVAL;
+    if (def->concurrency > 64)
+        return NT_EINVAL;
     for (size_t i = 0; i < def->nroutes; i++) {
         const nt_route *r = &def->routes[i];
         if (r->name == NULL || r->name[0] == '\0' || r->subject == NULL || r->subject[0] == '\0' ||
@@ -820,7 +806,8 @@ nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **
 
     svc->eps = calloc(svc->nroutes + 1, sizeof(*svc->eps));
     svc->rctx = calloc(svc->nroutes + 1, sizeof(*svc->rctx));
-    svc->subs = calloc(svc->nroutes + 3 * VERB__COUNT, sizeof(*svc->subs));
+    unsigned per_route = def->concurrency > 0 ? def->concurrency : 1;
+    svc->subs = calloc(svc->nroutes * per_route + 3 * VERB__COUNT, sizeof(*svc->subs));
     NT_ASSERT(svc->eps != NULL && svc->rctx != NULL && svc->subs != NULL);
 
     natsStatus s = NATS_OK;
@@ -830,14 +817,16 @@ nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **
         svc->eps[i].queue_group = svc->name;
         svc->rctx[i].svc = svc;
         svc->rctx[i].idx = i;
-        natsSubscription *sub = NULL;
-        s = natsConnection_QueueSubscribe(&sub, conn, svc->routes[i].subject, svc->name,
-                                          svc_on_route, &svc->rctx[i]);
-        if (s == NATS_OK)
-            svc_add_sub(svc, sub);
-        else
-            nt_log_error(NATS_MOD, "subscribe failed subject=%s err=%s", svc->routes[i].subject,
-                         natsStatus_GetText(s));
+        for (unsigned k = 0; k < per_route && s == NATS_OK; k++) {
+            natsSubscription *sub = NULL;
+            s = natsConnection_QueueSubscribe(&sub, conn, svc->routes[i].subject, svc->name,
+                                              svc_on_route, &svc->rctx[i]);
+            if (s == NATS_OK)
+                svc_add_sub(svc, sub);
+            else
+                nt_log_error(NATS_MOD, "subscribe failed subject=%s err=%s", svc->routes[i].subject,
+                             natsStatus_GetText(s));
+        }
     }
     for (int v = 0; v < VERB__COUNT && s == NATS_OK; v++) {
         svc->vctx[v].svc = svc;

@@ -50,17 +50,27 @@ extern const nt_route auth_routes[];
 extern const size_t auth_nroutes;
 
 /* ---- store (auth_store.c) ---- */
+
+/* Called by the writes below inside their transaction, after the row is
+ * written and read back, before COMMIT: an error status rolls the write back.
+ * The session cache is updated here, so cache writes happen in the same order
+ * as database writes, across threads and processes. */
+typedef nt_status (*auth_before_commit)(void *arg, const auth_profile *p);
+
 nt_status auth_store_get(nt_store *st, const char *user_id, auth_profile *out);
 /* Creates or replaces the profile of user_id; avatar may be NULL. */
 nt_status auth_store_upsert(nt_store *st, const char *user_id, const char *username,
-                            const char *email, const char *avatar, auth_profile *out);
+                            const char *email, const char *avatar, auth_before_commit hook,
+                            void *arg, auth_profile *out);
 /* Creates the profile only when absent; returns the stored one either way. */
 nt_status auth_store_insert_if_absent(nt_store *st, const char *user_id, const char *username,
-                                      const char *email, auth_profile *out);
+                                      const char *email, auth_before_commit hook, void *arg,
+                                      auth_profile *out);
 /* Updates the given fields (NULL username: unchanged; set_avatar: avatar, possibly NULL).
  * NT_ENOTFOUND when the user has no profile. */
 nt_status auth_store_update(nt_store *st, const char *user_id, const char *username,
-                            bool set_avatar, const char *avatar, auth_profile *out);
+                            bool set_avatar, const char *avatar, auth_before_commit hook, void *arg,
+                            auth_profile *out);
 
 /* ---- codec (auth_codec.c): the only place that touches cJSON for profiles ---- */
 cJSON *auth_profile_to_json(const auth_profile *p);
@@ -70,6 +80,11 @@ nt_status auth_profile_from_json(const char *text, size_t len, auth_profile *out
 nt_status auth_check_email(const char *email, char *err, size_t errlen);
 nt_status auth_check_avatar(const char *url, char *err, size_t errlen);
 extern const nt_text_rule auth_username_rule;
+/* Seconds since the epoch of an RFC 3339 UTC time "YYYY-MM-DDTHH:MM:SSZ"; 0 when malformed. */
+int64_t auth_time_parse(const char *rfc3339);
+/* POST /api/users asks Clerk at most this often per user. */
+#define AUTH_CLERK_MIN_INTERVAL_S 60
+
 /* True when s is a plausible user id (1–127 chars of [A-Za-z0-9_-]). */
 bool auth_user_id_valid(const char *s);
 

@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 const nt_text_rule auth_username_rule = {.min_chars = 1, .max_chars = 64, .allow_newlines = false};
 
@@ -18,6 +19,16 @@ bool auth_user_id_valid(const char *s)
             return false;
     }
     return true;
+}
+
+int64_t auth_time_parse(const char *s)
+{
+    struct tm tm;
+    memset(&tm, 0, sizeof(tm));
+    const char *end = s != NULL ? strptime(s, "%Y-%m-%dT%H:%M:%SZ", &tm) : NULL;
+    if (end == NULL || *end != '\0')
+        return 0;
+    return (int64_t)timegm(&tm);
 }
 
 cJSON *auth_profile_to_json(const auth_profile *p)

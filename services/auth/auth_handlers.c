@@ -10,22 +10,66 @@
 
 #define BODY_MAX 16384
 
-/* ---- the session cache: session:{user} in KV, 24 h, best effort ---- */
+/* ---- the session cache: session:{user} in KV, 24 h ----
+ *
+ * Writers put the new profile inside their database transaction (so cache
+ * writes land in database order); readers fill a missing entry with a
+ * create-if-absent, so a slow reader never overwrites a newer value. */
 
-static void cache_put(auth_ctx *ctx, const auth_profile *p)
+typedef struct {
+    auth_ctx *ctx;
+    bool put; /* the hook wrote the cache: undo it if the write failed after */
+} cache_hook;
+
+static void cache_key(const char *user_id, char *key, size_t keylen)
 {
+    snprintf(key, keylen, "session:%s", user_id);
+}
+
+static nt_status cache_before_commit(void *arg, const auth_profile *p)
+{
+    cache_hook *h = arg;
+    if (h->ctx->kv == NULL)
+        return NT_OK;
     char key[AUTH_USER_ID_MAX + 16];
-    if (ctx->kv == NULL)
-        return;
-    snprintf(key, sizeof(key), "session:%s", p->user_id);
+    cache_key(p->user_id, key, sizeof(key));
     cJSON *j = auth_profile_to_json(p);
     char *s = nt_json_print(j);
     cJSON_Delete(j);
-    if (nt_kv_put(ctx->kv, key, s, strlen(s)) != NT_OK) {
-        /* A stale entry would outlive the change for a day: make sure it is gone. */
-        if (nt_kv_delete(ctx->kv, key) != NT_OK)
-            nt_log_error("auth", "session cache could not be updated user=%s", p->user_id);
+    nt_status st = nt_kv_put(h->ctx->kv, key, s, strlen(s));
+    free(s);
+    if (st == NT_OK) {
+        h->put = true;
+        return NT_OK;
     }
+    /* Without the new value, no value: the next read fills it from the database. */
+    if (nt_kv_delete(h->ctx->kv, key) == NT_OK)
+        return NT_OK;
+    nt_log_error("auth", "session cache unreachable; write refused user=%s", p->user_id);
+    return NT_EUNAVAIL;
+}
+
+/* After a failed write whose hook had already put the new value. */
+static void cache_undo(cache_hook *h, const char *user_id)
+{
+    if (!h->put)
+        return;
+    char key[AUTH_USER_ID_MAX + 16];
+    cache_key(user_id, key, sizeof(key));
+    if (nt_kv_delete(h->ctx->kv, key) != NT_OK)
+        nt_log_error("auth", "session cache may hold an uncommitted profile user=%s", user_id);
+}
+
+static void cache_fill(auth_ctx *ctx, const auth_profile *p)
+{
+    if (ctx->kv == NULL)
+        return;
+    char key[AUTH_USER_ID_MAX + 16];
+    cache_key(p->user_id, key, sizeof(key));
+    cJSON *j = auth_profile_to_json(p);
+    char *s = nt_json_print(j);
+    cJSON_Delete(j);
+    nt_kv_create(ctx->kv, key, s, strlen(s)); /* a conflict means a writer was first */
     free(s);
 }
 
@@ -36,12 +80,24 @@ static bool cache_get(auth_ctx *ctx, const char *user_id, auth_profile *out)
     size_t len = 0;
     if (ctx->kv == NULL)
         return false;
-    snprintf(key, sizeof(key), "session:%s", user_id);
+    cache_key(user_id, key, sizeof(key));
     if (nt_kv_get(ctx->kv, key, &data, &len) != NT_OK)
         return false;
     nt_status st = auth_profile_from_json(data, len, out);
     free(data);
-    return st == NT_OK && strcmp(out->user_id, user_id) == 0;
+    if (st == NT_OK && strcmp(out->user_id, user_id) == 0)
+        return true;
+    if (st == NT_OK)
+        auth_profile_clear(out);
+    return false;
+}
+
+/* Write failures the client should see as such; the message names the cause. */
+static nt_status write_failed(nt_reply *rep, nt_status st)
+{
+    if (st == NT_EUNAVAIL)
+        return nt_reply_fail(rep, st, "the session cache is unavailable; nothing was changed");
+    return st;
 }
 
 static nt_status reply_profile(nt_reply *rep, const auth_profile *p)
@@ -75,7 +131,14 @@ static nt_status users_upsert(void *vctx, const nt_request *req, nt_reply *rep)
         goto out;
 
     if (ctx->clerk_secret != NULL) {
-        /* With Clerk, the profile comes from Clerk, whatever the body says. */
+        /* With Clerk, the profile comes from Clerk, whatever the body says;
+         * at most once a minute per user, to spare Clerk's rate limit. */
+        if (auth_store_get(ctx->store, req->user, &p) == NT_OK &&
+            auth_time_parse(p.updated_at) > nt_clock_now_ms() / 1000 - AUTH_CLERK_MIN_INTERVAL_S) {
+            st = reply_profile(rep, &p);
+            goto out;
+        }
+        auth_profile_clear(&p);
         st = auth_clerk_fetch(ctx->clerk_api_url, ctx->clerk_secret, req->user, &username, &email,
                               &avatar, rep->message, sizeof(rep->message));
         if (st != NT_OK)
@@ -104,10 +167,14 @@ static nt_status users_upsert(void *vctx, const nt_request *req, nt_reply *rep)
         if (st != NT_OK)
             goto out;
     }
-    st = auth_store_upsert(ctx->store, req->user, username, email, avatar, &p);
-    if (st != NT_OK)
+    cache_hook hook = {ctx, false};
+    st = auth_store_upsert(ctx->store, req->user, username, email, avatar, cache_before_commit,
+                           &hook, &p);
+    if (st != NT_OK) {
+        cache_undo(&hook, req->user);
+        st = write_failed(rep, st);
         goto out;
-    cache_put(ctx, &p);
+    }
     st = reply_profile(rep, &p);
 out:
     cJSON_Delete(body);
@@ -139,19 +206,26 @@ static nt_status users_get(void *vctx, const nt_request *req, nt_reply *rep)
         char *username = NULL, *email = NULL, *avatar = NULL;
         st = auth_clerk_fetch(ctx->clerk_api_url, ctx->clerk_secret, req->user, &username, &email,
                               &avatar, rep->message, sizeof(rep->message));
-        if (st == NT_OK)
-            st = auth_store_upsert(ctx->store, req->user, username, email, avatar, &p);
+        cache_hook hook = {ctx, false};
+        if (st == NT_OK) {
+            st = auth_store_upsert(ctx->store, req->user, username, email, avatar,
+                                   cache_before_commit, &hook, &p);
+            if (st != NT_OK) {
+                cache_undo(&hook, req->user);
+                st = write_failed(rep, st);
+            }
+        }
         free(username);
         free(email);
         free(avatar);
     } else if (st == NT_ENOTFOUND) {
         return nt_reply_fail(rep, NT_ENOTFOUND,
                              "no profile for this user yet; create it with POST /api/users");
+    } else if (st == NT_OK) {
+        cache_fill(ctx, &p);
     }
-    if (st == NT_OK) {
-        cache_put(ctx, &p);
+    if (st == NT_OK)
         st = reply_profile(rep, &p);
-    }
     auth_profile_clear(&p);
     return st;
 }
@@ -203,15 +277,19 @@ static nt_status users_update(void *vctx, const nt_request *req, nt_reply *rep)
                 goto out;
         }
     }
-    st = auth_store_update(ctx->store, req->user, username, set_avatar, avatar, &p);
+    cache_hook hook = {ctx, false};
+    st = auth_store_update(ctx->store, req->user, username, set_avatar, avatar, cache_before_commit,
+                           &hook, &p);
     if (st == NT_ENOTFOUND) {
         st = nt_reply_fail(rep, NT_ENOTFOUND,
                            "no profile for this user yet; create it with POST /api/users");
         goto out;
     }
-    if (st != NT_OK)
+    if (st != NT_OK) {
+        cache_undo(&hook, req->user);
+        st = write_failed(rep, st);
         goto out;
-    cache_put(ctx, &p);
+    }
     st = reply_profile(rep, &p);
 out:
     cJSON_Delete(body);
@@ -260,10 +338,14 @@ static nt_status dev_token(void *vctx, const nt_request *req, nt_reply *rep)
     auth_local_user_id(username, user_id);
     snprintf(email, sizeof(email), "%s@natter.local", user_id);
     /* The profile exists from the first token on, so /api/users/me answers at once. */
-    st = auth_store_insert_if_absent(ctx->store, user_id, username, email, &p);
-    if (st != NT_OK)
+    cache_hook hook = {ctx, false};
+    st = auth_store_insert_if_absent(ctx->store, user_id, username, email, cache_before_commit,
+                                     &hook, &p);
+    if (st != NT_OK) {
+        cache_undo(&hook, user_id);
+        st = write_failed(rep, st);
         goto out;
-    cache_put(ctx, &p);
+    }
     int64_t expires_at = 0;
     st = auth_issuer_mint(ctx->issuer, user_id, nt_clock_now_ms() / 1000, &token, &expires_at);
     if (st != NT_OK)

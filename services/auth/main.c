@@ -101,8 +101,16 @@ int main(void)
         .clerk_secret = nt_config_str(cfg, "CLERK_SECRET_KEY"),
         .clerk_api_url = nt_config_str(cfg, "CLERK_API_URL"),
     };
-    nt_service_def def = {"auth",      "0.1.0",      "Natter users, sessions and tokens",
-                          auth_routes, auth_nroutes, &ctx};
+    /* Clerk calls can take seconds: several requests of a route run at once. */
+    nt_service_def def = {
+        .name = "auth",
+        .version = "0.1.0",
+        .description = "Natter users, sessions and tokens",
+        .routes = auth_routes,
+        .nroutes = auth_nroutes,
+        .ctx = &ctx,
+        .concurrency = 8,
+    };
     if (nt_service_start(nc, &def, &svc) != NT_OK)
         goto out;
     nt_log_info("auth", "ready id=%s", nt_service_id(svc));

@@ -328,6 +328,40 @@ Test(auth, answers_nats_micro_discovery_and_keeps_the_session_cache)
     free(tok);
 }
 
+Test(auth, refuses_writes_it_cannot_cache_and_loses_nothing)
+{
+    start_stack(NULL);
+    char uid[128];
+    char *tok = dev_token("erin", uid);
+    h_http r = call("GET", "/api/users/me", tok, NULL);
+    cr_assert_eq(r.status, 200);
+    h_http_free(&r);
+
+    /* Take the session cache away under auth's feet. */
+    natsConnection *nc = NULL;
+    jsCtx *js = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, env_nats + strlen("NATS_URL=")), NATS_OK);
+    cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
+    cr_assert_eq(js_DeleteKeyValue(js, "natter_sessions"), NATS_OK);
+
+    /* A write that could leave a stale cache entry for a day is refused... */
+    r = call("PUT", "/api/users/me", tok, "{\"username\":\"Erin 2\"}");
+    cr_assert_eq(r.status, 503, "%ld %s", r.status, r.body);
+    error_code(&r, "unavailable");
+    cr_assert(strstr(r.body, "session cache") != NULL, "%s", r.body);
+    h_http_free(&r);
+    /* ...and changed nothing; reads fall back to the database. */
+    r = call("GET", "/api/users/me", tok, NULL);
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    char v[128];
+    data_str(&r, "username", v, sizeof(v));
+    cr_assert_str_eq(v, "erin");
+    h_http_free(&r);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    free(tok);
+}
+
 /* ---- Clerk mode, with Clerk played by a local HTTP server ---- */
 
 static int clerk_user_hits;
@@ -428,6 +462,14 @@ Test(auth, clerk_mode_takes_profiles_from_clerk_and_keeps_secrets_out_of_logs)
     cr_assert_str_eq(v, "https://img.clerk.com/g.png");
     h_http_free(&r);
     int hits = clerk_user_hits;
+
+    /* A second sync within the minute is answered from our store. */
+    r = call("POST", "/api/users", tok, "{}");
+    cr_assert_eq(r.status, 200, "%ld %s", r.status, r.body);
+    data_str(&r, "username", v, sizeof(v));
+    cr_assert_str_eq(v, "grace");
+    h_http_free(&r);
+    cr_assert_eq(clerk_user_hits, hits, "POST /api/users asked Clerk twice within a minute");
 
     /* Reads come from our own store and cache, not from Clerk. */
     for (int i = 0; i < 3; i++) {

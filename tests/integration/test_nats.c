@@ -677,6 +677,63 @@ static bool waiter_wait(waiter *w, int calls, int timeout_ms)
     return ok;
 }
 
+/* Sends n slow requests at once through a service with the given concurrency
+ * and returns how long the last reply took. */
+static int64_t slow_burst(unsigned concurrency, int n)
+{
+    inst a = {.slow_ms = 300};
+    nt_nats *nc = connect_ok("tcc");
+    nt_service_def def = {.name = SVC_NAME,
+                          .version = "1.0.0",
+                          .routes = routes,
+                          .nroutes = NROUTES,
+                          .ctx = &a,
+                          .concurrency = concurrency};
+    nt_service *svc = NULL;
+    cr_assert_eq(nt_service_start(nc, &def, &svc), NT_OK);
+    nt_requester *rq = NULL;
+    cr_assert_eq(nt_requester_create(nc, &rq), NT_OK);
+    waiter w;
+    waiter_init(&w);
+    int64_t t0 = nt_clock_mono_ms();
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(
+            nt_requester_send(rq, "t.slow", NULL, NULL, NULL, 0, 5000, waiter_cb, &w, NULL), NT_OK);
+    cr_assert(waiter_wait(&w, n, 6000), "only %d of %d replies", w.calls, n);
+    int64_t took = nt_clock_mono_ms() - t0;
+    cr_assert_eq(w.st, NT_OK);
+    cr_assert_eq(atomic_load(&a.handled), n);
+    nt_requester_destroy(rq);
+    nt_service_stop(svc, 2000);
+    nt_nats_destroy(nc);
+    return took;
+}
+
+Test(nt_nats, concurrency_runs_requests_of_one_route_at_once)
+{
+    /* One subscription: eight 300 ms requests take eight times as long. */
+    int64_t serial = slow_burst(1, 8);
+    cr_assert_geq(serial, 2300, "serial took %lld ms", (long long)serial);
+    /* Sixteen subscriptions: the queue group spreads them, so far less. */
+    int64_t parallel = slow_burst(16, 8);
+    cr_assert_lt(parallel, 1500, "parallel took %lld ms", (long long)parallel);
+}
+
+Test(nt_nats, service_refuses_absurd_concurrency)
+{
+    inst a = {0};
+    nt_nats *nc = connect_ok("tcc2");
+    nt_service_def def = {.name = SVC_NAME,
+                          .version = "1.0.0",
+                          .routes = routes,
+                          .nroutes = NROUTES,
+                          .ctx = &a,
+                          .concurrency = 1000};
+    nt_service *svc = NULL;
+    cr_assert_eq(nt_service_start(nc, &def, &svc), NT_EINVAL);
+    nt_nats_destroy(nc);
+}
+
 Test(nt_nats, requester_delivers_reply)
 {
     inst a = {0};
@@ -1208,6 +1265,30 @@ Test(nt_nats, kv_put_get_delete_round_trip)
     cr_assert_eq(len, 0);
     cr_assert_str_eq(val, "");
     free(val);
+    nt_kv_close(kv);
+    nt_nats_destroy(nc);
+}
+
+Test(nt_nats, kv_create_only_fills_an_absent_key)
+{
+    nt_nats *nc = connect_ok("tk2c");
+    nt_kv *kv = NULL;
+    cr_assert_eq(nt_kv_open(nc, "natter", 1, &kv), NT_OK);
+    char *val = NULL;
+    size_t len = 0;
+    cr_assert_eq(nt_kv_create(kv, "session:c1", "first", 5), NT_OK);
+    cr_assert_eq(nt_kv_create(kv, "session:c1", "second", 6), NT_ECONFLICT);
+    cr_assert_eq(nt_kv_get(kv, "session:c1", &val, &len), NT_OK);
+    cr_assert_str_eq(val, "first", "a refused create leaves the value");
+    free(val);
+    cr_assert_eq(nt_kv_put(kv, "session:c1", "writer", 6), NT_OK);
+    cr_assert_eq(nt_kv_create(kv, "session:c1", "stale", 5), NT_ECONFLICT);
+    cr_assert_eq(nt_kv_delete(kv, "session:c1"), NT_OK);
+    cr_assert_eq(nt_kv_create(kv, "session:c1", "again", 5), NT_OK, "after a delete it fills");
+    cr_assert_eq(nt_kv_get(kv, "session:c1", &val, &len), NT_OK);
+    cr_assert_str_eq(val, "again");
+    free(val);
+    cr_assert_eq(nt_kv_create(kv, "session:a.b", "x", 1), NT_EINVAL);
     nt_kv_close(kv);
     nt_nats_destroy(nc);
 }

@@ -126,3 +126,13 @@ Test(auth_issuer, local_ids_are_stable_and_distinct)
     cr_assert(strncmp(a, "user_", 5) == 0);
     cr_assert(auth_user_id_valid(a));
 }
+
+Test(auth_codec, parses_rfc3339_times)
+{
+    cr_assert_eq(auth_time_parse("1970-01-01T00:00:00Z"), 0);
+    cr_assert_eq(auth_time_parse("2026-01-02T03:04:05Z"), 1767323045);
+    cr_assert_eq(auth_time_parse("2026-01-02 03:04:05"), 0, "SQLite's form is not RFC 3339");
+    cr_assert_eq(auth_time_parse("2026-01-02T03:04:05Zjunk"), 0);
+    cr_assert_eq(auth_time_parse(""), 0);
+    cr_assert_eq(auth_time_parse(NULL), 0);
+}
