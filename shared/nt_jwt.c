@@ -2,7 +2,9 @@
  * and the RS256 signing, JWK and key-file helpers the local issuer and the
  * tests share. Built directly on OpenSSL 3 EVP, cJSON and nt_b64: the header is
  * decoded and checked here before any signature code runs, and the claims are
- * read only after the signature has been verified. */
+ * read only after the signature has been verified. JWKS fetches run on a
+ * thread the verifier owns, so a slow or dead key source never holds up the
+ * threads that verify tokens (a server's request workers). */
 #include "nt_jwt.h"
 
 #include "nt_b64.h"
@@ -24,26 +26,29 @@
 #include <fcntl.h>
 #include <math.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
-#define JWT_MACHINE_CAT "cl_B7d4PD333AAA" /* Clerk's category tag of M2M tokens */
-#define JWKS_MAX_BYTES  (256 * 1024)
-#define JWKS_TIMEOUT_MS 5000
-#define JWKS_MAX_KEYS   64
-#define JWT_KID_MAX     255
-#define RSA_MIN_BITS    2048 /* Clerk keys are RSA-2048; smaller ones are refused */
-#define RSA_MAX_BITS    8192 /* bounds the cost of one verification */
-#define FAIL_BACKOFF_MS 5000 /* after a failed fetch, wait at most this long to retry */
-#define KEY_FILE_MAX    (64 * 1024)
-#define TIME_CLAIM_MAX  1e11 /* seconds; about the year 5138 */
-#define DEFAULT_SKEW_S  5
-#define DEFAULT_COOL_S  60
+#define JWT_MACHINE_CAT         "cl_B7d4PD333AAA" /* Clerk's category tag of M2M tokens */
+#define JWKS_MAX_BYTES          (256 * 1024)
+#define JWKS_TIMEOUT_MS         5000
+#define JWKS_MAX_KEYS           64
+#define JWT_KID_MAX             255
+#define RSA_MIN_BITS            2048 /* Clerk keys are RSA-2048; smaller ones are refused */
+#define RSA_MAX_BITS            8192 /* bounds the cost of one verification */
+#define PREFETCH_FIRST_RETRY_MS 250
+#define FAIL_BACKOFF_MS         5000 /* after a failed fetch, wait at most this long to retry */
+#define KEY_FILE_MAX            (64 * 1024)
+#define TIME_CLAIM_MAX          1e11 /* seconds; about the year 5138 */
+#define DEFAULT_SKEW_S          5
+#define DEFAULT_COOL_S          60
 
 typedef struct {
     char *kid;
@@ -51,11 +56,15 @@ typedef struct {
 } jwt_key;
 
 struct nt_verifier {
-    /* mu guards the key cache and the fetch bookkeeping below; it is never
-     * held across a fetch or a signature check. fetch_mu makes one JWKS fetch
-     * at a time and is always taken before mu. */
+    /* mu guards the key cache and the fetch bookkeeping below. It is held only
+     * for short bookkeeping: never across a fetch, a JWKS parse or a signature
+     * check. work_cv wakes the fetch thread; done_cv tells waiting verify calls
+     * that a fetch completed (fetch_count advanced). Both use CLOCK_MONOTONIC. */
     pthread_mutex_t mu;
-    pthread_mutex_t fetch_mu;
+    pthread_cond_t work_cv;
+    pthread_cond_t done_cv;
+    pthread_t thread;
+    bool has_thread;   /* JWKS mode: the fetch thread runs */
     EVP_PKEY *pem_key; /* set in PEM mode: serves every token */
     char *jwks_url;
     char *jwks_bearer;
@@ -65,13 +74,20 @@ struct nt_verifier {
     char *parties; /* NULL when no azp check */
     int64_t skew_ms;
     int64_t cooldown_ms;
+    int64_t wait_ms; /* fetch_wait_ms */
     size_t max_token;
     jwt_key *keys;
     size_t nkeys;
-    bool fetched;       /* a fetch has been attempted */
-    bool last_fetch_ok; /* the last attempt gave a usable JWKS */
+    bool want;              /* a fetch is asked for and not yet started */
+    bool busy;              /* the fetch thread is fetching */
+    bool stop;              /* destroy: the fetch thread must exit */
+    bool retrying;          /* prefetch: retry failures until a fetch succeeds */
+    int64_t retry_at;       /* monotonic ms of the next prefetch retry; 0 = none */
+    int64_t retry_delay_ms; /* the next prefetch retry's delay: doubles up to the back-off */
+    bool fetched;           /* a fetch has completed */
+    bool last_fetch_ok;     /* the last fetch gave a usable JWKS */
     int64_t last_fetch_ms;
-    unsigned fetch_count;
+    unsigned fetch_count; /* completed fetches: the generation waiters watch */
 };
 
 /* ---- Small helpers ---------------------------------------------------------- */
@@ -301,9 +317,33 @@ static EVP_PKEY *find_key_locked(nt_verifier *v, const char *kid)
     return NULL;
 }
 
+/* The back-off after the last fetch: the cool-down after a success,
+ * min(cool-down, 5 s) after a failure. Call with mu held. */
+static int64_t backoff_ms_locked(const nt_verifier *v)
+{
+    if (v->last_fetch_ok || v->cooldown_ms < FAIL_BACKOFF_MS)
+        return v->cooldown_ms;
+    return FAIL_BACKOFF_MS;
+}
+
+/* Sets *ts to ms milliseconds from now on the monotonic clock. */
+static void mono_deadline(int64_t ms, struct timespec *ts)
+{
+    if (ms < 0)
+        ms = 0;
+    NT_ASSERT(clock_gettime(CLOCK_MONOTONIC, ts) == 0);
+    ts->tv_sec += (time_t)(ms / 1000);
+    ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (ts->tv_nsec >= 1000000000L) {
+        ts->tv_sec++;
+        ts->tv_nsec -= 1000000000L;
+    }
+}
+
 /* Finds the key for a token: the PEM key, a cached JWK, or a JWK from a fresh
- * fetch (lazily on the first token, and at most once per cool-down after that
- * for an unknown kid). *out is a reference the caller frees. */
+ * fetch by the fetch thread (lazily on the first token, and at most once per
+ * cool-down after that for an unknown kid). *out is a reference the caller
+ * frees. Waits at most wait_ms for a fetch, and only on done_cv. */
 static nt_status get_key(nt_verifier *v, const cJSON *kid_item, EVP_PKEY **out, char *reason,
                          size_t reasonlen)
 {
@@ -322,37 +362,68 @@ static nt_status get_key(nt_verifier *v, const cJSON *kid_item, EVP_PKEY **out, 
         return NT_EUNAUTH;
     }
 
+    nt_status st = NT_OK;
+    const char *why = NULL;
     pthread_mutex_lock(&v->mu);
     EVP_PKEY *key = find_key_locked(v, kid);
-    pthread_mutex_unlock(&v->mu);
-    if (key != NULL) {
-        *out = key;
-        return NT_OK;
+    if (key != NULL)
+        goto out;
+
+    /* Unknown kid. A fetch already asked for or running covers it: tokens
+     * arriving together share one fetch and then find the key it brought. */
+    unsigned target = v->fetch_count + 1;
+    if (!v->want && !v->busy) {
+        int64_t since = nt_clock_now_ms() - v->last_fetch_ms;
+        bool may_fetch = !v->fetched || since < 0 || since >= backoff_ms_locked(v);
+        if (!may_fetch) {
+            st = v->last_fetch_ok ? NT_EUNAUTH : NT_EUNAVAIL;
+            why = v->last_fetch_ok ? "unknown key id" : "keys unavailable";
+            goto out;
+        }
+        v->want = true;
+        pthread_cond_signal(&v->work_cv);
     }
 
-    /* Unknown kid: decide under fetch_mu, so that tokens arriving together
-     * cause one fetch and then find the key another thread fetched. */
-    pthread_mutex_lock(&v->fetch_mu);
-    pthread_mutex_lock(&v->mu);
+    if (v->wait_ms > 0) {
+        struct timespec deadline;
+        mono_deadline(v->wait_ms, &deadline);
+        while (v->fetch_count < target && !v->stop) {
+            if (pthread_cond_timedwait(&v->done_cv, &v->mu, &deadline) == ETIMEDOUT)
+                break;
+        }
+    }
+    if (v->fetch_count < target) {
+        st = NT_EUNAVAIL;
+        why = "signing keys are being fetched; retry";
+        goto out;
+    }
     key = find_key_locked(v, kid);
-    int64_t now = nt_clock_now_ms();
-    int64_t since = now - v->last_fetch_ms;
-    int64_t wait = v->last_fetch_ok                   ? v->cooldown_ms
-                   : v->cooldown_ms < FAIL_BACKOFF_MS ? v->cooldown_ms
-                                                      : FAIL_BACKOFF_MS;
-    bool may_fetch = !v->fetched || since < 0 || since >= wait;
-    bool last_ok = v->last_fetch_ok;
+    if (key == NULL) {
+        st = v->last_fetch_ok ? NT_EUNAUTH : NT_EUNAVAIL;
+        why = v->last_fetch_ok ? "unknown key id" : "keys unavailable";
+    }
+
+out:
     pthread_mutex_unlock(&v->mu);
-    if (key != NULL) {
-        pthread_mutex_unlock(&v->fetch_mu);
-        *out = key;
-        return NT_OK;
+    if (st != NT_OK) {
+        set_reason(reason, reasonlen, why);
+        return st;
     }
-    if (!may_fetch) {
-        pthread_mutex_unlock(&v->fetch_mu);
-        set_reason(reason, reasonlen, last_ok ? "unknown key id" : "keys unavailable");
-        return last_ok ? NT_EUNAUTH : NT_EUNAVAIL;
-    }
+    *out = key;
+    return NT_OK;
+}
+
+/* ---- The fetch thread ---------------------------------------------------------- */
+
+/* Runs one fetch without mu and records it: swaps in the new keys on success,
+ * advances fetch_count and wakes the waiters. Called by the fetch thread
+ * with mu held; returns with mu held. */
+static void fetch_once_locked(nt_verifier *v)
+{
+    v->want = false;
+    v->busy = true;
+    v->retry_at = 0;
+    pthread_mutex_unlock(&v->mu);
 
     char *json = NULL;
     size_t len = 0;
@@ -362,8 +433,11 @@ static nt_status get_key(nt_verifier *v, const cJSON *kid_item, EVP_PKEY **out, 
     if (st == NT_OK)
         st = parse_jwks(json, len, &keys, &nkeys);
     free(json);
+    if (st != NT_OK)
+        nt_log_warn("jwt", "JWKS fetch failed status=%s", nt_status_str(st));
 
     pthread_mutex_lock(&v->mu);
+    v->busy = false;
     v->fetch_count++;
     v->fetched = true;
     v->last_fetch_ms = nt_clock_now_ms();
@@ -377,23 +451,57 @@ static nt_status get_key(nt_verifier *v, const cJSON *kid_item, EVP_PKEY **out, 
         v->nkeys = nkeys;
         keys = old;
         nkeys = nold;
+        v->retrying = false;
+    } else if (v->retrying) {
+        /* A key source that is starting with us (auth beside the gateway)
+         * is usually there within a second: retry soon, then back off. */
+        int64_t cap = backoff_ms_locked(v);
+        int64_t delay = v->retry_delay_ms < cap ? v->retry_delay_ms : cap;
+        v->retry_at = nt_clock_mono_ms() + delay;
+        v->retry_delay_ms = delay * 2;
     }
-    key = find_key_locked(v, kid);
+    pthread_cond_broadcast(&v->done_cv);
     pthread_mutex_unlock(&v->mu);
-    pthread_mutex_unlock(&v->fetch_mu);
-    free_keys(keys, nkeys);
+    free_keys(keys, nkeys); /* the old cache, freed without mu */
+    pthread_mutex_lock(&v->mu);
+}
 
-    if (st != NT_OK) {
-        nt_log_warn("jwt", "JWKS fetch failed status=%s", nt_status_str(st));
-        set_reason(reason, reasonlen, "keys unavailable");
-        return NT_EUNAVAIL;
+/* The fetch thread: sleeps until a verify call asks for a fetch (want), a
+ * prefetch retry is due (retry_at) or destroy says stop. */
+static void *fetch_main(void *arg)
+{
+    nt_verifier *v = arg;
+    pthread_mutex_lock(&v->mu);
+    while (!v->stop) {
+        if (v->want || (v->retry_at > 0 && nt_clock_mono_ms() >= v->retry_at)) {
+            fetch_once_locked(v);
+            continue;
+        }
+        if (v->retry_at > 0) {
+            struct timespec deadline;
+            mono_deadline(v->retry_at - nt_clock_mono_ms(), &deadline);
+            pthread_cond_timedwait(&v->work_cv, &v->mu, &deadline);
+        } else {
+            pthread_cond_wait(&v->work_cv, &v->mu);
+        }
     }
-    if (key == NULL) {
-        set_reason(reason, reasonlen, "unknown key id");
-        return NT_EUNAUTH;
-    }
-    *out = key;
-    return NT_OK;
+    pthread_mutex_unlock(&v->mu);
+    return NULL;
+}
+
+/* Starts the fetch thread with every signal blocked, so that signals keep
+ * going to the thread main waits on them with. */
+static bool start_fetch_thread(nt_verifier *v)
+{
+    sigset_t all, old;
+    sigfillset(&all);
+    NT_ASSERT(pthread_sigmask(SIG_SETMASK, &all, &old) == 0);
+    int rc = pthread_create(&v->thread, NULL, fetch_main, v);
+    NT_ASSERT(pthread_sigmask(SIG_SETMASK, &old, NULL) == 0);
+    if (rc != 0)
+        return false;
+    pthread_setname_np(v->thread, "nt-jwks");
+    return true;
 }
 
 /* ---- Verification ---------------------------------------------------------- */
@@ -642,7 +750,7 @@ nt_status nt_verifier_create(const nt_verifier_opts *opts, nt_verifier **out)
     bool has_pem = opts->jwt_key_pem != NULL && opts->jwt_key_pem[0] != '\0';
     bool has_jwks = opts->fetch != NULL || (opts->jwks_url != NULL && opts->jwks_url[0] != '\0');
     if (opts->issuer == NULL || opts->issuer[0] == '\0' || (!has_pem && !has_jwks) ||
-        opts->skew_s < 0 || opts->refetch_cooldown_s < 0)
+        opts->skew_s < 0 || opts->refetch_cooldown_s < 0 || opts->fetch_wait_ms < 0)
         return NT_EINVAL;
 
     EVP_PKEY *pem_key = NULL;
@@ -657,7 +765,12 @@ nt_status nt_verifier_create(const nt_verifier_opts *opts, nt_verifier **out)
     nt_verifier *v = calloc(1, sizeof *v);
     NT_ASSERT(v != NULL);
     NT_ASSERT(pthread_mutex_init(&v->mu, NULL) == 0);
-    NT_ASSERT(pthread_mutex_init(&v->fetch_mu, NULL) == 0);
+    pthread_condattr_t ca;
+    NT_ASSERT(pthread_condattr_init(&ca) == 0);
+    NT_ASSERT(pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0);
+    NT_ASSERT(pthread_cond_init(&v->work_cv, &ca) == 0);
+    NT_ASSERT(pthread_cond_init(&v->done_cv, &ca) == 0);
+    pthread_condattr_destroy(&ca);
     v->pem_key = pem_key;
     if (opts->jwks_url != NULL && opts->jwks_url[0] != '\0')
         v->jwks_url = dup_str(opts->jwks_url);
@@ -672,8 +785,32 @@ nt_status nt_verifier_create(const nt_verifier_opts *opts, nt_verifier **out)
     v->cooldown_ms =
         (int64_t)(opts->refetch_cooldown_s > 0 ? opts->refetch_cooldown_s : DEFAULT_COOL_S) * 1000;
     v->max_token = opts->max_token_bytes > 0 ? opts->max_token_bytes : NT_JWT_MAX_BYTES;
+    v->wait_ms = opts->fetch_wait_ms;
+    if (pem_key == NULL) {
+        /* Set before the thread starts, so its first look finds them. */
+        v->want = opts->prefetch;
+        v->retrying = opts->prefetch;
+        v->retry_delay_ms = PREFETCH_FIRST_RETRY_MS;
+        if (!start_fetch_thread(v)) {
+            nt_log_error("jwt", "cannot start the JWKS fetch thread");
+            nt_verifier_destroy(v);
+            return NT_EINTERNAL;
+        }
+        v->has_thread = true;
+    }
     *out = v;
     return NT_OK;
+}
+
+bool nt_verifier_ready(nt_verifier *v)
+{
+    NT_ASSERT(v != NULL);
+    if (v->pem_key != NULL)
+        return true;
+    pthread_mutex_lock(&v->mu);
+    bool ready = v->nkeys > 0;
+    pthread_mutex_unlock(&v->mu);
+    return ready;
 }
 
 unsigned nt_verifier_fetch_count(nt_verifier *v)
@@ -689,6 +826,14 @@ void nt_verifier_destroy(nt_verifier *v)
 {
     if (v == NULL)
         return;
+    if (v->has_thread) {
+        pthread_mutex_lock(&v->mu);
+        v->stop = true;
+        pthread_cond_broadcast(&v->work_cv);
+        pthread_cond_broadcast(&v->done_cv);
+        pthread_mutex_unlock(&v->mu);
+        NT_ASSERT(pthread_join(v->thread, NULL) == 0);
+    }
     free_keys(v->keys, v->nkeys);
     EVP_PKEY_free(v->pem_key);
     free(v->jwks_url);
@@ -698,7 +843,8 @@ void nt_verifier_destroy(nt_verifier *v)
     }
     free(v->issuer);
     free(v->parties);
-    pthread_mutex_destroy(&v->fetch_mu);
+    pthread_cond_destroy(&v->done_cv);
+    pthread_cond_destroy(&v->work_cv);
     pthread_mutex_destroy(&v->mu);
     free(v);
 }

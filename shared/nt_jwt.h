@@ -11,6 +11,7 @@
 #include "nt_status.h"
 
 #include <openssl/evp.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,28 +38,53 @@ typedef struct {
     int skew_s;                     /* clock skew allowance; 0 means the default 5 */
     int refetch_cooldown_s;         /* unknown kid refetch at most this often; 0 means 60 */
     size_t max_token_bytes;         /* 0 means NT_JWT_MAX_BYTES */
+    /* How long a verify call that needs keys (first token, unknown kid) may
+     * wait for the fetch thread, in ms. 0 = never wait: the fetch is asked for
+     * (when the cool-down allows) and the call returns NT_EUNAVAIL at once;
+     * negative is NT_EINVAL. */
+    int fetch_wait_ms;
+    /* Fetch once right at creation instead of on the first token, and after a
+     * failure retry every min(cool-down, 5 s) until a fetch succeeds. */
+    bool prefetch;
 } nt_verifier_opts;
 
 typedef struct nt_verifier nt_verifier;
 
 /* Copies what it needs from opts. With a PEM it loads the key now (NT_EINVAL
- * when it does not parse as an RSA public key). With JWKS it fetches lazily on
- * the first token, so start-up does not depend on the network. */
+ * when it does not parse as an RSA public key) and never fetches. With JWKS it
+ * starts a fetch thread owned by the verifier: every JWKS fetch (HTTP or the
+ * injected fetch) runs there and never on a caller's thread. Without prefetch
+ * the first fetch waits for the first token, so start-up does not depend on
+ * the network; with prefetch it starts at once. NT_EINVAL for missing or
+ * negative options, NT_EINTERNAL when the thread cannot be started. */
 nt_status nt_verifier_create(const nt_verifier_opts *opts, nt_verifier **out);
 
 /* Verifies token[0..len). NT_OK fills *claims. NT_EUNAUTH otherwise, with a
  * short reason for logs and the 401 body ("token expired", "unknown key id",
  * "bad signature", ...) in reason; the reason never contains the token.
- * An unknown kid triggers one JWKS refetch unless one happened within the
- * cool-down. NT_EUNAVAIL when keys are needed and cannot be fetched; after a
- * failed fetch the next try waits min(cool-down, 5 s).
- * Thread-safe. Uses nt_clock_now_ms(). */
+ * A token whose kid is cached needs only a short mutex, even while a fetch
+ * runs. An unknown kid asks the fetch thread for one JWKS refetch unless one
+ * happened within the cool-down (concurrent misses share one fetch), then
+ * waits up to fetch_wait_ms for it: NT_EUNAVAIL "signing keys are being
+ * fetched; retry" when it has not finished by then (at once when
+ * fetch_wait_ms is 0), NT_EUNAUTH "unknown key id" when it finished without
+ * the kid. NT_EUNAVAIL "keys unavailable" when the last fetch failed; after a
+ * failed fetch the next try waits min(cool-down, 5 s). Never fetches on the
+ * calling thread. Thread-safe. Uses nt_clock_now_ms() for the cool-down. */
 nt_status nt_verifier_verify(nt_verifier *v, const char *token, size_t len, nt_claims *claims,
                              char *reason, size_t reasonlen);
 
-/* How many times the JWKS has been fetched (for tests and metrics). */
+/* True when tokens can be checked now: a PEM key, or at least one key from
+ * the JWKS. For readiness probes. Thread-safe. */
+bool nt_verifier_ready(nt_verifier *v);
+
+/* How many JWKS fetches have completed, successfully or not (for tests and
+ * metrics). Thread-safe. */
 unsigned nt_verifier_fetch_count(nt_verifier *v);
 
+/* Stops and joins the fetch thread, then frees v. A fetch in progress is not
+ * interrupted: this returns once it does (bounded by the fetch's own timeout).
+ * No verify call may be running or start. NULL is harmless. */
 void nt_verifier_destroy(nt_verifier *v);
 
 /* ---- Where a token comes from ------------------------------------------- */

@@ -1,7 +1,7 @@
 /* Token configuration: which mode a service is in, and the verifier for it.
  * In local mode the keys come from auth over NATS (chat.auth.jwks), fetched
- * with a blocking request: that is rare (first token, then an unknown kid at
- * most once a minute), so it may run on a server thread. */
+ * with a blocking request; that runs on the verifier's own fetch thread, never
+ * on a server thread. */
 #include "nt_tokens.h"
 
 #include "nt_id.h"
@@ -83,9 +83,14 @@ static nt_status local_fetch(void *ctx, char **json, size_t *len)
     nt_nats *nc = ctx;
     nt_response resp = {0};
     char id[NT_ID_LEN];
+    nt_status st;
+    if (nc == NULL) {
+        nt_log_warn("tokens", "JWKS request impossible: no NATS connection");
+        return NT_EUNAVAIL;
+    }
     nt_id_new(id);
-    nt_status st = nt_nats_request(nc, NT_TOKENS_JWKS_SUBJECT, NULL, id, "{}", 2,
-                                   JWKS_REQUEST_TIMEOUT_MS, &resp);
+    st = nt_nats_request(nc, NT_TOKENS_JWKS_SUBJECT, NULL, id, "{}", 2, JWKS_REQUEST_TIMEOUT_MS,
+                         &resp);
     if (st != NT_OK) {
         nt_log_warn("tokens", "JWKS request failed subject=%s status=%s", NT_TOKENS_JWKS_SUBJECT,
                     nt_status_str(st));
@@ -132,6 +137,8 @@ nt_status nt_tokens_setup_make(const nt_config *cfg, nt_nats *nc, nt_tokens_setu
         out->opts.issuer = out->issuer;
         out->opts.fetch = local_fetch;
         out->opts.fetch_ctx = nc;
+        out->opts.prefetch = true;
+        out->opts.fetch_wait_ms = 0;
         return NT_OK;
     }
 
@@ -160,6 +167,8 @@ nt_status nt_tokens_setup_make(const nt_config *cfg, nt_nats *nc, nt_tokens_setu
         return NT_EINVAL;
     }
     out->opts.jwks_url = out->jwks_url;
+    out->opts.prefetch = true;
+    out->opts.fetch_wait_ms = 0;
     /* The secret key goes only to Clerk's own API, never to another host. */
     if (strncmp(out->jwks_url, NT_TOKENS_CLERK_BAPI, strlen(NT_TOKENS_CLERK_BAPI)) == 0)
         out->opts.jwks_bearer = nt_config_str(cfg, "CLERK_SECRET_KEY");
@@ -188,9 +197,13 @@ nt_status nt_tokens_verifier_create(const nt_config *cfg, nt_nats *nc, nt_verifi
                     NT_TOKENS_JWKS_SUBJECT);
     else if (setup->opts.jwt_key_pem != NULL)
         nt_log_info("tokens", "mode=clerk issuer=%s keys=pem", setup->issuer);
-    else
-        nt_log_info("tokens", "mode=clerk issuer=%s keys=%s bearer=%s", setup->issuer,
-                    setup->jwks_url, setup->opts.jwks_bearer != NULL ? "yes" : "no");
+    else {
+        /* A URL may carry user:password@: never log it as given. */
+        char url[sizeof setup->jwks_url];
+        nt_log_redact_url(setup->jwks_url, url, sizeof url);
+        nt_log_info("tokens", "mode=clerk issuer=%s keys=%s bearer=%s", setup->issuer, url,
+                    setup->opts.jwks_bearer != NULL ? "yes" : "no");
+    }
 out:
     free(setup);
     return st;

@@ -65,13 +65,22 @@ typedef struct {
  * a JWKS URL under https://api.clerk.com/; issuer CLERK_ISSUER_URL; parties
  * CLERK_AUTHORIZED_PARTIES. Local mode: issuer NATTER_LOCAL_ISSUER and a fetch
  * that asks auth for its JWKS over nc (borrowed; it must outlive the
- * verifier). NT_EINVAL (message in err) when a URL does not fit. Pure. */
+ * verifier; NULL makes every fetch fail with NT_EUNAVAIL). Both JWKS modes set
+ * prefetch and fetch_wait_ms = 0 (see nt_tokens_verifier_create). NT_EINVAL
+ * (message in err) when a URL does not fit. Pure. */
 nt_status nt_tokens_setup_make(const nt_config *cfg, nt_nats *nc, nt_tokens_setup *out, char *err,
                                size_t errlen);
 
 /* nt_tokens_setup_make, then nt_verifier_create. *out is the caller's
  * (nt_verifier_destroy); in local mode nc must outlive it. NT_EINVAL when the
- * configuration does not make a verifier (e.g. the PEM does not parse). */
+ * configuration does not make a verifier (e.g. the PEM does not parse).
+ * With a JWKS (local mode, or Clerk mode without CLERK_JWT_KEY) the verifier
+ * fetches the keys on its own thread right away, retrying every 5 s until it
+ * succeeds, and never blocks the calling thread: a token that needs keys not
+ * yet fetched (before the first fetch finished, or the first request after a
+ * key rotation, for the duration of one fetch) gets NT_EUNAVAIL "signing keys
+ * are being fetched; retry" at once, which the edges answer with 503. Logs the
+ * mode and where the keys come from (a URL without its user information). */
 nt_status nt_tokens_verifier_create(const nt_config *cfg, nt_nats *nc, nt_verifier **out);
 
 /* Unwraps auth's {"data":{"keys":[...]}} reply into the bare JWKS text

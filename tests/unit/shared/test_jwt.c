@@ -26,6 +26,10 @@
 #define KID_A   "ins_a"
 #define KID_B   "ins_b"
 #define REASONS 128
+/* Tests that predate the fetch thread wait this long for it, which keeps their
+ * synchronous semantics (the fake fetch is instant). */
+#define SYNC_WAIT_MS 10000
+#define FETCHING     "signing keys are being fetched; retry"
 
 /* ---- Fixtures ---------------------------------------------------------------- */
 
@@ -66,13 +70,17 @@ static void teardown(void)
 
 TestSuite(jwt, .init = setup, .fini = teardown);
 
-/* A JWKS fetcher that counts its calls and serves whatever jwks holds. */
+/* A JWKS fetcher that counts its calls and serves whatever jwks holds. It
+ * runs on the verifier's fetch thread: mu guards every field, and while hold
+ * is set a call blocks (after counting itself) until fake_hold(f, false). */
 typedef struct {
     int calls;
     char *jwks;
     nt_status fail; /* returned instead when not NT_OK */
     int delay_ms;
+    bool hold;
     pthread_mutex_t mu;
+    pthread_cond_t cv;
 } fake_jwks;
 
 static nt_status fake_fetch(void *ctx, char **json, size_t *len)
@@ -80,16 +88,21 @@ static nt_status fake_fetch(void *ctx, char **json, size_t *len)
     fake_jwks *f = ctx;
     pthread_mutex_lock(&f->mu);
     f->calls++;
+    while (f->hold)
+        pthread_cond_wait(&f->cv, &f->mu);
+    int delay_ms = f->delay_ms;
+    nt_status fail = f->fail;
+    char *copy = fail == NT_OK ? strdup(f->jwks) : NULL;
     pthread_mutex_unlock(&f->mu);
-    if (f->delay_ms > 0) {
-        struct timespec ts = {0, (long)f->delay_ms * 1000000L};
+    if (delay_ms > 0) {
+        struct timespec ts = {0, (long)delay_ms * 1000000L};
         nanosleep(&ts, NULL);
     }
-    if (f->fail != NT_OK)
-        return f->fail;
-    *json = strdup(f->jwks);
-    cr_assert_not_null(*json);
-    *len = strlen(*json);
+    if (fail != NT_OK)
+        return fail;
+    cr_assert_not_null(copy);
+    *json = copy;
+    *len = strlen(copy);
     return NT_OK;
 }
 
@@ -114,25 +127,92 @@ static void fake_init(fake_jwks *f, char *jwks)
 {
     memset(f, 0, sizeof *f);
     pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cv, NULL);
     f->jwks = jwks;
 }
 
 static void fake_set(fake_jwks *f, char *jwks)
 {
+    pthread_mutex_lock(&f->mu);
     free(f->jwks);
     f->jwks = jwks;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_fail(fake_jwks *f, nt_status st)
+{
+    pthread_mutex_lock(&f->mu);
+    f->fail = st;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static void fake_hold(fake_jwks *f, bool hold)
+{
+    pthread_mutex_lock(&f->mu);
+    f->hold = hold;
+    pthread_cond_broadcast(&f->cv);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int fake_calls(fake_jwks *f)
+{
+    pthread_mutex_lock(&f->mu);
+    int n = f->calls;
+    pthread_mutex_unlock(&f->mu);
+    return n;
 }
 
 static void fake_fini(fake_jwks *f)
 {
     free(f->jwks);
+    pthread_cond_destroy(&f->cv);
     pthread_mutex_destroy(&f->mu);
 }
 
 static nt_verifier_opts jwks_opts(fake_jwks *f)
 {
-    nt_verifier_opts o = {.fetch = fake_fetch, .fetch_ctx = f, .issuer = ISS};
+    nt_verifier_opts o = {
+        .fetch = fake_fetch, .fetch_ctx = f, .issuer = ISS, .fetch_wait_ms = SYNC_WAIT_MS};
     return o;
+}
+
+/* Real (monotonic) milliseconds, for timing the verifier's thread. */
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Polls until the verifier has completed at least n fetches; false after
+ * timeout_ms of real time. */
+static bool wait_fetches(nt_verifier *v, unsigned n, int timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    while (nt_verifier_fetch_count(v) < n) {
+        if (mono_ms() >= end)
+            return false;
+        sleep_ms(5);
+    }
+    return true;
+}
+
+/* Polls until the fake fetcher has been entered n times. */
+static bool wait_calls(fake_jwks *f, int n, int timeout_ms)
+{
+    int64_t end = mono_ms() + timeout_ms;
+    while (fake_calls(f) < n) {
+        if (mono_ms() >= end)
+            return false;
+        sleep_ms(5);
+    }
+    return true;
 }
 
 static nt_verifier *make_verifier(const nt_verifier_opts *o)
@@ -899,6 +979,33 @@ Test(jwt, uses_only_rs256_signing_jwks)
     fake_fini(&f);
 }
 
+Test(jwt, ready_means_keys_are_there)
+{
+    char *pem = public_pem(key_a);
+    nt_verifier_opts p = {.jwt_key_pem = pem, .issuer = ISS};
+    nt_verifier *v = make_verifier(&p);
+    cr_assert(nt_verifier_ready(v), "a PEM key is ready at once");
+    nt_verifier_destroy(v);
+    free(pem);
+
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    fake_fail(&f, NT_EUNAVAIL);
+    nt_verifier_opts o = jwks_opts(&f);
+    o.prefetch = true;
+    o.fetch_wait_ms = 0;
+    v = make_verifier(&o);
+    cr_assert(wait_fetches(v, 1, 2000));
+    cr_assert_not(nt_verifier_ready(v), "no keys yet: not ready");
+    fake_fail(&f, NT_OK);
+    int64_t end = mono_ms() + 3000;
+    while (!nt_verifier_ready(v) && mono_ms() < end)
+        sleep_ms(20);
+    cr_assert(nt_verifier_ready(v), "the prefetch retry brought the keys");
+    nt_verifier_destroy(v);
+    fake_fini(&f);
+}
+
 Test(jwt, pem_mode_ignores_kid_and_never_fetches)
 {
     char *pem = public_pem(key_a);
@@ -949,7 +1056,7 @@ Test(jwt, fetch_failure_gives_unavailable)
 {
     fake_jwks f;
     nt_verifier *v = verifier_a(&f, NULL);
-    f.fail = NT_ETIMEOUT;
+    fake_fail(&f, NT_ETIMEOUT);
     char *tok = mint(key_a, KID_A, payload_json(NULL));
     nt_claims c;
     char reason[REASONS];
@@ -961,7 +1068,7 @@ Test(jwt, fetch_failure_gives_unavailable)
     cr_assert_eq(check(v, tok, &c, reason), NT_EUNAVAIL);
     cr_assert_eq(f.calls, 1);
     /* The JWKS comes back: the next attempt after the back-off works. */
-    f.fail = NT_OK;
+    fake_fail(&f, NT_OK);
     fake_ms += 5000;
     free(tok);
     tok = mint(key_a, KID_A, payload_json(NULL));
@@ -993,7 +1100,8 @@ Test(jwt, jwks_url_that_refuses_connections_gives_unavailable)
 {
     nt_verifier_opts o = {.jwks_url = "http://127.0.0.1:1/.well-known/jwks.json",
                           .jwks_bearer = "sk_test_secret",
-                          .issuer = ISS};
+                          .issuer = ISS,
+                          .fetch_wait_ms = SYNC_WAIT_MS};
     nt_verifier *v = make_verifier(&o);
     char *tok = mint(key_a, KID_A, payload_json(NULL));
     nt_claims c;
@@ -1038,6 +1146,222 @@ Test(jwt, concurrent_first_tokens_fetch_once)
     cr_assert_eq(f.calls, 1);
     free(tok);
     nt_verifier_destroy(v);
+    fake_fini(&f);
+}
+
+/* ---- The fetch thread: verify calls never wait on a fetch ------------------------ */
+
+/* Verifies tok, checks status and reason, and returns how long it took (ms). */
+static int64_t timed_check(nt_verifier *v, const char *tok, nt_status want, const char *why)
+{
+    nt_claims c;
+    char reason[REASONS];
+    int64_t t0 = mono_ms();
+    nt_status st = check(v, tok, &c, reason);
+    int64_t took = mono_ms() - t0;
+    cr_assert_eq(st, want, "status %d (%s), wanted %d", st, reason, want);
+    if (why != NULL)
+        cr_assert_str_eq(reason, why);
+    return took;
+}
+
+Test(jwt, a_slow_fetch_blocks_no_verify_call_when_fetch_wait_is_zero)
+{
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    nt_verifier_opts o = jwks_opts(&f);
+    o.fetch_wait_ms = 0;
+    nt_verifier *v = make_verifier(&o);
+    char *tok_a = mint(key_a, KID_A, payload_json(NULL));
+
+    /* The first token asks for the fetch and does not wait for it. */
+    cr_assert_lt(timed_check(v, tok_a, NT_EUNAVAIL, FETCHING), 100);
+    cr_assert(wait_fetches(v, 1, 2000), "the fetch thread never fetched");
+    cr_assert_lt(timed_check(v, tok_a, NT_OK, NULL), 100);
+
+    /* Rotation: the JWKS gains key_b, and the key source turns slow. */
+    key_b = new_key();
+    fake_set(&f, jwks_of(key_a, KID_A, key_b, KID_B));
+    fake_hold(&f, true);
+    fake_ms += 61 * 1000;
+    char *tok_b = mint(key_b, KID_B, payload_json(NULL));
+    cr_assert_lt(timed_check(v, tok_b, NT_EUNAVAIL, FETCHING), 100);
+    cr_assert(wait_calls(&f, 2, 2000), "the refetch never started");
+
+    /* While that fetch hangs: a cached kid verifies at once, and other misses
+     * return at once and join the running fetch instead of starting one. */
+    for (int i = 0; i < 3; i++)
+        cr_assert_lt(timed_check(v, tok_a, NT_OK, NULL), 100);
+    char *tok_c = mint(key_b, "ins_c", payload_json(NULL));
+    cr_assert_lt(timed_check(v, tok_c, NT_EUNAVAIL, FETCHING), 100);
+    cr_assert_lt(timed_check(v, tok_b, NT_EUNAVAIL, FETCHING), 100);
+    cr_assert_eq(nt_verifier_fetch_count(v), 1, "the slow fetch cannot have completed");
+
+    fake_hold(&f, false);
+    cr_assert(wait_fetches(v, 2, 2000));
+    cr_assert_lt(timed_check(v, tok_b, NT_OK, NULL), 100);
+    /* ins_c was not in the fetched JWKS and the cool-down holds. */
+    cr_assert_lt(timed_check(v, tok_c, NT_EUNAUTH, "unknown key id"), 100);
+    cr_assert_eq(fake_calls(&f), 2);
+    cr_assert_eq(nt_verifier_fetch_count(v), 2);
+    free(tok_a);
+    free(tok_b);
+    free(tok_c);
+    nt_verifier_destroy(v);
+    fake_fini(&f);
+}
+
+Test(jwt, fetch_wait_bounds_how_long_a_verify_call_waits)
+{
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    fake_hold(&f, true);
+    nt_verifier_opts o = jwks_opts(&f);
+    o.fetch_wait_ms = 200;
+    nt_verifier *v = make_verifier(&o);
+    char *tok = mint(key_a, KID_A, payload_json(NULL));
+    int64_t took = timed_check(v, tok, NT_EUNAVAIL, FETCHING);
+    cr_assert_geq(took, 150, "gave up after %lld ms", (long long)took);
+    cr_assert_lt(took, 1000, "waited %lld ms", (long long)took);
+    cr_assert_eq(fake_calls(&f), 1);
+    /* A second caller joins the fetch still running; when it lands within
+     * the wait, that caller gets the key. */
+    struct race r = {.v = v, .tok = tok, .st = NT_EINTERNAL};
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, race_verify, &r), 0);
+    sleep_ms(50);
+    fake_hold(&f, false);
+    pthread_join(th, NULL);
+    cr_assert_eq(r.st, NT_OK);
+    cr_assert_eq(fake_calls(&f), 1);
+    cr_assert_eq(nt_verifier_fetch_count(v), 1);
+    free(tok);
+    nt_verifier_destroy(v);
+    fake_fini(&f);
+}
+
+Test(jwt, prefetch_fetches_at_creation_so_the_first_token_finds_keys)
+{
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    nt_verifier_opts o = jwks_opts(&f);
+    o.fetch_wait_ms = 0;
+    o.prefetch = true;
+    nt_verifier *v = make_verifier(&o);
+    cr_assert(wait_fetches(v, 1, 2000), "no fetch without a token");
+    char *tok = mint(key_a, KID_A, payload_json(NULL));
+    cr_assert_lt(timed_check(v, tok, NT_OK, NULL), 100);
+    free(tok);
+    /* A successful prefetch is not repeated. */
+    sleep_ms(200);
+    cr_assert_eq(fake_calls(&f), 1);
+    cr_assert_eq(nt_verifier_fetch_count(v), 1);
+    nt_verifier_destroy(v);
+    fake_fini(&f);
+}
+
+Test(jwt, prefetch_retries_a_failing_fetch_with_the_backoff_until_it_succeeds)
+{
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    fake_fail(&f, NT_ETIMEOUT);
+    nt_verifier_opts o = jwks_opts(&f);
+    o.fetch_wait_ms = 0;
+    o.prefetch = true;
+    o.refetch_cooldown_s = 1; /* failure back-off min(1 s, 5 s) */
+    int64_t t0 = mono_ms();
+    nt_verifier *v = make_verifier(&o);
+    char *tok = mint(key_a, KID_A, payload_json(NULL));
+
+    cr_assert(wait_fetches(v, 1, 2000));
+    /* Keys are needed but the only fetch failed: unavailable, never a 401. */
+    cr_assert_lt(timed_check(v, tok, NT_EUNAVAIL, NULL), 100);
+    cr_assert(wait_fetches(v, 3, 4000), "no retries: %u fetches", nt_verifier_fetch_count(v));
+    int64_t took = mono_ms() - t0;
+    /* Attempts at 0, 0.25 and 0.75 s (the delay doubles), then every 1 s at
+     * most: the back-off is honoured, not a busy loop. */
+    cr_assert_geq(took, 700, "three fetches within %lld ms", (long long)took);
+    sleep_ms(500);
+    cr_assert_eq(nt_verifier_fetch_count(v), 3, "the delay stopped doubling below the cap");
+
+    /* The key source recovers: the next retry succeeds and retrying stops. */
+    fake_fail(&f, NT_OK);
+    int64_t end = mono_ms() + 2500;
+    nt_status st = NT_EUNAVAIL;
+    while (st != NT_OK && mono_ms() < end) {
+        nt_claims c;
+        char reason[REASONS];
+        st = check(v, tok, &c, reason);
+        if (st != NT_OK)
+            sleep_ms(20);
+    }
+    cr_assert_eq(st, NT_OK, "no successful retry");
+    unsigned n = nt_verifier_fetch_count(v);
+    sleep_ms(1500);
+    cr_assert_eq(nt_verifier_fetch_count(v), n, "kept fetching after a success");
+    cr_assert_eq((unsigned)fake_calls(&f), n);
+    free(tok);
+    nt_verifier_destroy(v);
+    fake_fini(&f);
+}
+
+Test(jwt, prefetch_retries_soon_then_backs_off_and_destroy_cuts_the_wait)
+{
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    fake_fail(&f, NT_EUNAVAIL);
+    nt_verifier_opts o = jwks_opts(&f);
+    o.prefetch = true;
+    nt_verifier *v = make_verifier(&o);
+    /* 0, 0.25, 0.75, 1.75, 3.75 s, ...: soon at first, then doubling to 5 s. */
+    cr_assert(wait_fetches(v, 3, 1500), "only %u fetches", nt_verifier_fetch_count(v));
+    sleep_ms(1500);
+    cr_assert_leq(nt_verifier_fetch_count(v), 4, "the delay does not double");
+    int64_t t0 = mono_ms();
+    nt_verifier_destroy(v);
+    int64_t took = mono_ms() - t0;
+    cr_assert_lt(took, 500, "destroy waited %lld ms for the back-off", (long long)took);
+    cr_assert_leq(fake_calls(&f), 4);
+    fake_fini(&f);
+}
+
+static void *release_later(void *arg)
+{
+    sleep_ms(300);
+    fake_hold(arg, false);
+    return NULL;
+}
+
+Test(jwt, destroy_waits_for_a_blocked_fetch_and_no_longer)
+{
+    fake_jwks f;
+    fake_init(&f, jwks_of(key_a, KID_A, NULL, NULL));
+    fake_hold(&f, true);
+    nt_verifier_opts o = jwks_opts(&f);
+    o.fetch_wait_ms = 0;
+    o.prefetch = true;
+    nt_verifier *v = make_verifier(&o);
+    cr_assert(wait_calls(&f, 1, 2000), "the prefetch never started");
+    pthread_t th;
+    cr_assert_eq(pthread_create(&th, NULL, release_later, &f), 0);
+    int64_t t0 = mono_ms();
+    nt_verifier_destroy(v); /* the keys the late fetch brings are freed too */
+    int64_t took = mono_ms() - t0;
+    pthread_join(th, NULL);
+    cr_assert_geq(took, 200, "destroy did not wait for the fetch (%lld ms)", (long long)took);
+    cr_assert_lt(took, 1500, "destroy took %lld ms", (long long)took);
+    cr_assert_eq(fake_calls(&f), 1);
+    fake_fini(&f);
+}
+
+Test(jwt, destroy_of_an_idle_verifier_is_prompt)
+{
+    fake_jwks f;
+    nt_verifier *v = verifier_a(&f, NULL);
+    int64_t t0 = mono_ms();
+    nt_verifier_destroy(v);
+    cr_assert_lt(mono_ms() - t0, 200);
+    cr_assert_eq(fake_calls(&f), 0);
     fake_fini(&f);
 }
 
@@ -1290,7 +1614,11 @@ Test(jwt, create_refuses_incomplete_options)
     o = jwks_opts(&f);
     o.skew_s = -1;
     cr_assert_eq(nt_verifier_create(&o, &v), NT_EINVAL);
+    o = jwks_opts(&f);
+    o.fetch_wait_ms = -1;
+    cr_assert_eq(nt_verifier_create(&o, &v), NT_EINVAL);
     cr_assert_null(v);
+    cr_assert_eq(f.calls, 0);
     fake_fini(&f);
 }
 

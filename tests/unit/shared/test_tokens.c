@@ -3,7 +3,13 @@
 #include "nt_tokens.h"
 
 #include <criterion/criterion.h>
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 static const nt_cfg_spec specs[] = {NT_TOKEN_CONFIG_SPECS};
 
@@ -192,4 +198,99 @@ Test(nt_tokens, refuses_error_envelopes_and_non_jwks)
     char *json = NULL;
     size_t len = 0;
     cr_assert_eq(nt_tokens_unwrap_jwks(NULL, 0, &json, &len), NT_EUNAVAIL);
+}
+
+Test(nt_tokens, jwks_modes_prefetch_and_never_make_a_caller_wait)
+{
+    const char *local[] = {NULL};
+    const char *clerk[] = {"CLERK_ISSUER_URL=https://a.clerk.accounts.dev", NULL};
+    const char *const *envs[] = {local, clerk};
+    for (size_t i = 0; i < 2; i++) {
+        nt_config *cfg = load(envs[i]);
+        nt_tokens_setup s;
+        char err[256] = "";
+        cr_assert_eq(nt_tokens_setup_make(cfg, NULL, &s, err, sizeof(err)), NT_OK, "%s", err);
+        cr_assert(s.opts.prefetch, "case %zu", i);
+        cr_assert_eq(s.opts.fetch_wait_ms, 0, "case %zu", i);
+        nt_config_destroy(cfg);
+    }
+}
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* nc = NULL: every local fetch fails at once (there is no broker in unit
+ * tests), which still shows the verifier fetching without a token and
+ * answering a token that needs keys without blocking. */
+Test(nt_tokens, local_mode_verifier_prefetches_and_never_blocks_the_caller)
+{
+    const char *env[] = {NULL};
+    nt_config *cfg = load(env);
+    nt_verifier *v = NULL;
+    cr_assert_eq(nt_tokens_verifier_create(cfg, NULL, &v), NT_OK);
+    cr_assert_not_null(v);
+
+    EVP_PKEY *key = EVP_RSA_gen(2048);
+    cr_assert_not_null(key);
+    char *tok = NULL;
+    cr_assert_eq(nt_jwt_sign_rs256(key, "{\"alg\":\"RS256\",\"kid\":\"ins_x\"}",
+                                   "{\"iss\":\"https://natter.local\",\"sub\":\"user_1\","
+                                   "\"exp\":4102444800}",
+                                   &tok),
+                 NT_OK);
+    for (int i = 0; i < 3; i++) {
+        nt_claims c;
+        char reason[128] = "";
+        int64_t t0 = mono_ms();
+        nt_status st = nt_verifier_verify(v, tok, strlen(tok), &c, reason, sizeof(reason));
+        int64_t took = mono_ms() - t0;
+        cr_assert_eq(st, NT_EUNAVAIL, "got %d (%s)", st, reason);
+        cr_assert_lt(took, 100, "verify blocked for %lld ms", (long long)took);
+    }
+    int64_t end = mono_ms() + 2000;
+    while (nt_verifier_fetch_count(v) < 1 && mono_ms() < end) {
+        struct timespec ts = {0, 5 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    cr_assert_geq(nt_verifier_fetch_count(v), 1, "the prefetch never ran");
+    int64_t t0 = mono_ms();
+    nt_verifier_destroy(v);
+    cr_assert_lt(mono_ms() - t0, 500, "destroy waited for the retry back-off");
+    free(tok);
+    EVP_PKEY_free(key);
+    nt_config_destroy(cfg);
+}
+
+Test(nt_tokens, logs_the_jwks_url_without_its_credentials)
+{
+    const char *env[] = {"CLERK_ISSUER_URL=https://a.clerk.accounts.dev",
+                         "CLERK_JWKS_URL=http://bob:hunter2@127.0.0.1:1/jwks.json", NULL};
+    nt_config *cfg = load(env);
+    char path[] = "/tmp/nt_tokens_log_XXXXXX";
+    int fd = mkstemp(path);
+    cr_assert_geq(fd, 0);
+    int saved = dup(STDERR_FILENO);
+    cr_assert_geq(saved, 0);
+    cr_assert_geq(dup2(fd, STDERR_FILENO), 0);
+    nt_verifier *v = NULL;
+    nt_status st = nt_tokens_verifier_create(cfg, NULL, &v);
+    nt_verifier_destroy(v);
+    dup2(saved, STDERR_FILENO);
+    close(saved);
+    cr_assert_eq(st, NT_OK);
+
+    char log[8192];
+    ssize_t n = pread(fd, log, sizeof(log) - 1, 0);
+    close(fd);
+    unlink(path);
+    cr_assert_gt(n, 0);
+    log[n] = '\0';
+    cr_assert_not_null(strstr(log, "keys=http://127.0.0.1:1/jwks.json "), "log: %s", log);
+    cr_assert_null(strstr(log, "hunter2"), "log: %s", log);
+    cr_assert_null(strstr(log, "bob"), "log: %s", log);
+    nt_config_destroy(cfg);
 }
