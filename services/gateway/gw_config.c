@@ -20,6 +20,12 @@ const nt_cfg_spec gw_config_specs[] = {
      "HTTP worker threads, each with its own epoll loop"},
     {"NATTER_REQUEST_TIMEOUT_MS", NT_CFG_INT, "5000", 100, 60000, false, false,
      "how long a request waits for its service before the gateway answers 504"},
+    {"NATTER_HTTP_MAX_CONN", NT_CFG_INT, "4096", 1, 1048576, false, false,
+     "most HTTP connections open at once (split evenly between the worker threads); more wait in the listen queue"},
+    {"NATTER_HTTP_MAX_CONN_PER_IP", NT_CFG_INT, "64", 1, 1048576, false, false,
+     "most HTTP connections open at once from one client address, more are closed at once; no limit with NATTER_TRUST_PROXY=true unless set (all connections then come from the proxy)"},
+    {"NATTER_HTTP_IDLE_TIMEOUT_S", NT_CFG_INT, "15", 1, 3600, false, false,
+     "seconds an HTTP connection may send nothing (mid-request or between requests) before it is closed"},
     {"NATTER_MAX_BODY_BYTES", NT_CFG_INT, "65536", 64, 16777216, false, false,
      "largest request body accepted; larger ones get 413"},
     {"NATTER_RATE_IP_PER_S", NT_CFG_INT, "50", 1, 100000, false, false,
@@ -31,7 +37,7 @@ const nt_cfg_spec gw_config_specs[] = {
     {"NATTER_RATE_USER_BURST", NT_CFG_INT, "40", 1, 1000000, false, false,
      "burst of API requests allowed for one signed-in user"},
     {"NATTER_TRUST_PROXY", NT_CFG_BOOL, "false", 0, 0, false, false,
-     "take the client IP from the first X-Forwarded-For entry (only behind a proxy that sets it)"},
+     "take the client IP from the last X-Forwarded-For entry, the one the proxy appended (only behind a proxy that sets it)"},
     {"NATTER_CORS_ORIGINS", NT_CFG_STR, NULL, 0, 0, false, false,
      "comma-separated exact origins allowed to call the API from a browser; unset = no CORS headers"},
     {"NATTER_WEB_DIR", NT_CFG_STR, "web/build", 0, 0, false, false,
@@ -85,13 +91,25 @@ nt_status gw_config_read(const nt_config *cfg, gw_opts *out, char *err, size_t e
         return NT_EINVAL;
     }
     out->threads = (unsigned)nt_config_int(cfg, "NATTER_GATEWAY_THREADS");
+    out->max_conn = (unsigned)nt_config_int(cfg, "NATTER_HTTP_MAX_CONN");
+    out->max_conn_per_ip = (unsigned)nt_config_int(cfg, "NATTER_HTTP_MAX_CONN_PER_IP");
+    out->idle_timeout_s = (unsigned)nt_config_int(cfg, "NATTER_HTTP_IDLE_TIMEOUT_S");
+    out->trust_proxy = nt_config_bool(cfg, "NATTER_TRUST_PROXY");
+    /* Behind a proxy every connection comes from the proxy's address. */
+    if (out->trust_proxy && !nt_config_is_set(cfg, "NATTER_HTTP_MAX_CONN_PER_IP"))
+        out->max_conn_per_ip = 0;
+    if (out->max_conn < out->threads) {
+        snprintf(err, errlen,
+                 "NATTER_HTTP_MAX_CONN: must be at least NATTER_GATEWAY_THREADS (%u), got %u",
+                 out->threads, out->max_conn);
+        return NT_EINVAL;
+    }
     out->request_timeout_ms = (int)nt_config_int(cfg, "NATTER_REQUEST_TIMEOUT_MS");
     out->max_body = (size_t)nt_config_int(cfg, "NATTER_MAX_BODY_BYTES");
     out->ip_rate = (double)nt_config_int(cfg, "NATTER_RATE_IP_PER_S");
     out->ip_burst = (double)nt_config_int(cfg, "NATTER_RATE_IP_BURST");
     out->user_rate = (double)nt_config_int(cfg, "NATTER_RATE_USER_PER_S");
     out->user_burst = (double)nt_config_int(cfg, "NATTER_RATE_USER_BURST");
-    out->trust_proxy = nt_config_bool(cfg, "NATTER_TRUST_PROXY");
     out->cors_origins = nt_config_str(cfg, "NATTER_CORS_ORIGINS");
     out->web_dir = nt_config_str(cfg, "NATTER_WEB_DIR");
 

@@ -22,6 +22,9 @@ typedef struct {
     socklen_t addrlen;
     bool ipv6;
     unsigned threads;
+    unsigned max_conn;        /* NATTER_HTTP_MAX_CONN, over all workers */
+    unsigned max_conn_per_ip; /* NATTER_HTTP_MAX_CONN_PER_IP; 0: no limit */
+    unsigned idle_timeout_s;  /* NATTER_HTTP_IDLE_TIMEOUT_S */
     int request_timeout_ms;
     size_t max_body;
     double ip_rate, ip_burst;

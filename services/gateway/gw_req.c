@@ -36,16 +36,22 @@ void gw_req_id_choose(const char *client_id, char out[GW_REQUEST_ID_MAX])
 void gw_req_client_ip(bool trust_proxy, const char *xff, const char *peer, char out[GW_IP_MAX])
 {
     if (trust_proxy && xff != NULL) {
-        while (*xff == ' ' || *xff == '\t')
-            xff++;
-        size_t n = strcspn(xff, ", \t");
-        char first[GW_IP_MAX];
+        /* The last entry is the address our proxy saw; every earlier one is
+         * whatever the client chose to send. */
+        const char *comma = strrchr(xff, ',');
+        const char *last = comma != NULL ? comma + 1 : xff;
+        while (*last == ' ' || *last == '\t')
+            last++;
+        size_t n = strlen(last);
+        while (n > 0 && (last[n - 1] == ' ' || last[n - 1] == '\t'))
+            n--;
+        char text[GW_IP_MAX];
         unsigned char addr[sizeof(struct in6_addr)];
-        if (n > 0 && n < sizeof(first)) {
-            memcpy(first, xff, n);
-            first[n] = '\0';
-            if (inet_pton(AF_INET, first, addr) == 1 || inet_pton(AF_INET6, first, addr) == 1) {
-                snprintf(out, GW_IP_MAX, "%s", first);
+        if (n > 0 && n < sizeof(text)) {
+            memcpy(text, last, n);
+            text[n] = '\0';
+            if (inet_pton(AF_INET, text, addr) == 1 || inet_pton(AF_INET6, text, addr) == 1) {
+                snprintf(out, GW_IP_MAX, "%s", text);
                 return;
             }
         }

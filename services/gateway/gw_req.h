@@ -17,9 +17,11 @@ bool gw_req_id_valid(const char *s);
 /* Writes the request id to use: the client's when valid, else a new UUIDv7. */
 void gw_req_id_choose(const char *client_id, char out[GW_REQUEST_ID_MAX]);
 
-/* Writes the client address: with trust_proxy, the first X-Forwarded-For
- * entry when it is a valid IPv4 or IPv6 address; otherwise peer (the socket's
- * address, may be NULL, then "-"). */
+/* Writes the client address: with trust_proxy, the last X-Forwarded-For
+ * entry (the one the trusted proxy appended; earlier entries are the
+ * client's to forge) when it is a valid IPv4 or IPv6 address; otherwise peer
+ * (the socket's address, may be NULL, then "-"). xff is the value of the
+ * last X-Forwarded-For header line when there are several. */
 void gw_req_client_ip(bool trust_proxy, const char *xff, const char *peer, char out[GW_IP_MAX]);
 
 /* Seconds for Retry-After: ms / 1000 rounded up, at least 1 when ms > 0;

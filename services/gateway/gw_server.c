@@ -15,12 +15,14 @@
 
 #include "gw_body.h"
 #include "gw_cors.h"
+#include "gw_limit.h"
 #include "gw_req.h"
 #include "gw_route.h"
 #include "gw_static.h"
 #include "nt_buf.h"
 #include "nt_clock.h"
 #include "nt_json.h"
+#include "nt_jwt.h"
 #include "nt_log.h"
 #include "nt_ratelimit.h"
 #include "nt_route.h"
@@ -35,16 +37,26 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#define MOD                  "gateway"
-#define RATE_MAX_KEYS        65536
-#define CONNECTION_TIMEOUT_S 30
-#define READY_TIMEOUT_MS     1000
-#define READY_SUBJECT        "$SRV.PING.auth"
-#define MAX_QUERY            16
-#define JSON_TYPE            "application/json"
+#define MOD              "gateway"
+#define RATE_MAX_KEYS    65536
+#define READY_TIMEOUT_MS 1000
+#define READY_SUBJECT    "$SRV.PING.auth"
+#define MAX_QUERY        16
+#define JSON_TYPE        "application/json"
+/* Per connection, MHD keeps the request line, every header and its own
+ * parsed copies (cookies included) in one pool of this size; 32 KiB (its
+ * default) fails on a browser's 12-16 KB cookie jar with a 431 or a dropped
+ * connection. Pages are only touched as used. */
+#define CONNECTION_MEMORY ((size_t)128 * 1024)
+/* File descriptors kept free of connections: NATS, logs, epoll, static files. */
+#define FD_RESERVE 64
+/* MHD log lines per second at most (a flood of refused connections must not
+ * flood the log); the rest are counted and reported. */
+#define MHD_LOG_PER_S 10
 
 struct gw_server {
     gw_opts opts;
@@ -61,6 +73,11 @@ struct gw_server {
     pthread_rwlock_t rq_lock;
     nt_requester *rq;
     atomic_int active; /* requests between their first call and completion */
+    /* mhd_log's throttle. */
+    pthread_mutex_t log_mu;
+    int64_t log_sec;
+    unsigned log_count;
+    unsigned long long log_dropped;
 };
 
 typedef enum { ST_HEADERS, ST_BODY, ST_WAITING, ST_ANSWERED } conn_state;
@@ -84,7 +101,6 @@ typedef struct {
     gw_match match;
     nt_buf body;
     uint64_t body_seen; /* bytes received, kept or not */
-    bool too_big;
     /* The reply, written by on_reply under mu, read after the resume. */
     pthread_mutex_t mu;
     bool sent;
@@ -110,20 +126,33 @@ static void add_header(struct MHD_Response *r, const char *name, const char *val
     NT_ASSERT(MHD_add_response_header(r, name, value) == MHD_YES);
 }
 
+typedef void (*header_fn)(void *ctx, const char *name, const char *value);
+
+/* Calls fn for each header every response carries: the request id and CORS. */
+static void common_headers(gw_conn *c, header_fn fn, void *ctx)
+{
+    gw_server *srv = c->srv;
+    fn(ctx, "X-Request-Id", c->request_id);
+    if (gw_cors_count(srv->cors) > 0) {
+        const char *origin = header(c, MHD_HTTP_HEADER_ORIGIN);
+        fn(ctx, MHD_HTTP_HEADER_VARY, "Origin");
+        if (gw_cors_allowed(srv->cors, origin)) {
+            fn(ctx, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+            fn(ctx, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
+            fn(ctx, MHD_HTTP_HEADER_ACCESS_CONTROL_EXPOSE_HEADERS, GW_CORS_EXPOSE);
+        }
+    }
+}
+
+static void add_header_cb(void *ctx, const char *name, const char *value)
+{
+    add_header(ctx, name, value);
+}
+
 /* Adds the headers every response carries, queues r and records it. */
 static enum MHD_Result finish(gw_conn *c, unsigned status, struct MHD_Response *r, uint64_t bytes)
 {
-    gw_server *srv = c->srv;
-    add_header(r, "X-Request-Id", c->request_id);
-    if (gw_cors_count(srv->cors) > 0) {
-        const char *origin = header(c, MHD_HTTP_HEADER_ORIGIN);
-        add_header(r, MHD_HTTP_HEADER_VARY, "Origin");
-        if (gw_cors_allowed(srv->cors, origin)) {
-            add_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_ORIGIN, origin);
-            add_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_ALLOW_CREDENTIALS, "true");
-            add_header(r, MHD_HTTP_HEADER_ACCESS_CONTROL_EXPOSE_HEADERS, GW_CORS_EXPOSE);
-        }
-    }
+    common_headers(c, add_header_cb, r);
     enum MHD_Result ret = MHD_queue_response(c->mc, status, r);
     MHD_destroy_response(r);
     c->state = ST_ANSWERED;
@@ -218,12 +247,17 @@ static enum MHD_Result send_preflight(gw_conn *c)
     return finish(c, MHD_HTTP_NO_CONTENT, r, 0);
 }
 
+/* Ready means: NATS connected, auth answers, and tokens can be checked (the
+ * signing keys are loaded). */
 static enum MHD_Result send_ready(gw_conn *c, bool nats_ok, const char *auth)
 {
-    bool ready = nats_ok && strcmp(auth, "ok") == 0;
+    bool keys = nt_verifier_ready(c->srv->verifier);
+    bool ready = nats_ok && strcmp(auth, "ok") == 0 && keys;
     char json[256];
-    snprintf(json, sizeof(json), "{\"status\":\"%s\",\"checks\":{\"nats\":\"%s\",\"auth\":\"%s\"}}",
-             ready ? "ready" : "not_ready", nats_ok ? "ok" : "disconnected", auth);
+    snprintf(json, sizeof(json),
+             "{\"status\":\"%s\",\"checks\":{\"nats\":\"%s\",\"auth\":\"%s\",\"keys\":\"%s\"}}",
+             ready ? "ready" : "not_ready", nats_ok ? "ok" : "disconnected", auth,
+             keys ? "ok" : "loading");
     return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, json);
 }
 
@@ -392,8 +426,9 @@ static nt_status authenticate(gw_conn *c, enum MHD_Result *ret)
     if (st == NT_EUNAVAIL) {
         nt_log_warn(MOD, "cannot verify tokens: signing keys unavailable request_id=%s",
                     c->request_id);
+        /* The keys are being fetched: worth a retry in a second. */
         *ret = send_error(c, NT_EUNAVAIL,
-                          "cannot verify the token now: signing keys are unavailable", 0);
+                          "cannot verify the token now: signing keys are being fetched", 1000);
         goto out;
     }
     if (st != NT_OK) {
@@ -407,11 +442,70 @@ out:
     return st;
 }
 
+static void too_big_message(gw_conn *c, char msg[NT_ERRMSG_LEN])
+{
+    snprintf(msg, NT_ERRMSG_LEN, "request body is larger than %zu bytes", c->srv->opts.max_body);
+}
+
 static enum MHD_Result send_too_big(gw_conn *c)
 {
     char msg[NT_ERRMSG_LEN];
-    snprintf(msg, sizeof(msg), "request body is larger than %zu bytes", c->srv->opts.max_body);
+    too_big_message(c, msg);
     return send_error(c, NT_ETOOBIG, msg, 0);
+}
+
+static void append_header_cb(void *ctx, const char *name, const char *value)
+{
+    nt_buf *b = ctx;
+    (void)nt_buf_append(b, name, strlen(name));
+    (void)nt_buf_append(b, ": ", 2);
+    (void)nt_buf_append(b, value, strlen(value));
+    (void)nt_buf_append(b, "\r\n", 2);
+}
+
+/* Answers 413 in the middle of a body (chunked: its size was not declared)
+ * and returns MHD_NO, so that MHD closes the connection now instead of
+ * reading the rest. MHD 0.9.75 refuses MHD_queue_response while a body is
+ * being read (only before it, or after all of it), so the response is written
+ * to the socket here. That is safe: the connection is plain TCP, and MHD
+ * writes nothing while it reads a body (a 100 Continue went out before the
+ * first chunk), so the send buffer is empty and this short write completes
+ * or fails whole. The same headers as every response, the JSON envelope, and
+ * the access line (as status=413 end=error) all follow as usual. */
+static enum MHD_Result abort_too_big(gw_conn *c)
+{
+    char msg[NT_ERRMSG_LEN];
+    too_big_message(c, msg);
+    nt_buf body;
+    nt_buf_init(&body, (size_t)64 * 1024);
+    nt_envelope_error(&body, NT_ETOOBIG, msg, 0);
+    nt_buf b;
+    nt_buf_init(&b, (size_t)64 * 1024);
+    char line[160];
+    snprintf(line, sizeof(line),
+             "HTTP/1.1 413 Content Too Large\r\nConnection: close\r\nContent-Length: %zu\r\n"
+             "Content-Type: " JSON_TYPE "\r\nCache-Control: no-store\r\n",
+             body.len);
+    (void)nt_buf_append(&b, line, strlen(line));
+    common_headers(c, append_header_cb, &b);
+    (void)nt_buf_append(&b, "\r\n", 2);
+    bool fits = nt_buf_append(&b, body.data, body.len) == NT_OK;
+
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    ssize_t sent = -1;
+    if (fits && ci != NULL) {
+        sent = send(ci->connect_fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        /* FIN right after the answer: the client sees a complete response
+         * even though MHD's close finds unread bytes and resets. */
+        shutdown(ci->connect_fd, SHUT_WR);
+    }
+    c->state = ST_ANSWERED;
+    c->status = MHD_HTTP_CONTENT_TOO_LARGE;
+    c->bytes = sent == (ssize_t)b.len ? body.len : 0;
+    nt_buf_free(&b);
+    nt_buf_free(&body);
+    return MHD_NO;
 }
 
 /* Waits for the rest of the request (a capped body) before acting: a declared
@@ -437,7 +531,9 @@ static enum MHD_Result on_headers(gw_conn *c, const char *url, const char *metho
 {
     gw_server *srv = c->srv;
     int64_t retry = 0;
-    if (!nt_ratelimit_take(srv->ip_rl, c->ip, nt_clock_now_ms(), &retry))
+    char key[GW_LIMIT_KEY_MAX];
+    gw_limit_ip_key(c->ip, key);
+    if (!gw_limit_take(srv->ip_rl, key, &retry))
         return send_rate_limited(c, "address", retry);
 
     if (strcmp(method, MHD_HTTP_METHOD_OPTIONS) == 0)
@@ -470,29 +566,28 @@ static enum MHD_Result on_headers(gw_conn *c, const char *url, const char *metho
         enum MHD_Result ret = MHD_NO;
         if (authenticate(c, &ret) != NT_OK)
             return ret;
-        if (!nt_ratelimit_take(srv->user_rl, c->user, nt_clock_now_ms(), &retry))
+        if (!gw_limit_take(srv->user_rl, c->user, &retry))
             return send_rate_limited(c, "user", retry);
     }
 
     return expect_body(c, ACT_NATS);
 }
 
-static void on_chunk(gw_conn *c, const char *data, size_t size)
+/* Takes one body chunk. Past the cap the request is answered 413 at once
+ * and the connection closed: reading a body of unbounded size to the end
+ * only to refuse it would let one client keep a worker busy at will. */
+static enum MHD_Result on_chunk(gw_conn *c, const char *data, size_t size)
 {
-    if (c->state != ST_BODY || c->too_big)
-        return;
+    if (c->state != ST_BODY)
+        return MHD_YES;
     /* Every body counts against the cap; only NATS routes keep theirs. */
     c->body_seen += size;
-    if (c->body_seen > c->srv->opts.max_body) {
-        c->too_big = true;
+    if (c->body_seen > c->srv->opts.max_body ||
+        (c->action == ACT_NATS && nt_buf_append(&c->body, data, size) != NT_OK)) {
         nt_buf_free(&c->body);
-        return;
+        return abort_too_big(c);
     }
-    if (c->action == ACT_NATS && nt_buf_append(&c->body, data, size) != NT_OK) {
-        /* Keep reading (and dropping) the rest; answer 413 at the end. */
-        c->too_big = true;
-        nt_buf_free(&c->body);
-    }
+    return MHD_YES;
 }
 
 typedef struct {
@@ -523,8 +618,6 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 static enum MHD_Result on_body_done(gw_conn *c, const char *url)
 {
     gw_server *srv = c->srv;
-    if (c->too_big)
-        return send_too_big(c);
     switch (c->action) {
     case ACT_PREFLIGHT:
         return send_preflight(c);
@@ -570,6 +663,24 @@ static enum MHD_Result on_body_done(gw_conn *c, const char *url)
     return ret;
 }
 
+static enum MHD_Result keep_last_xff(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    if (key != NULL && value != NULL && strcasecmp(key, "X-Forwarded-For") == 0)
+        *(const char **)cls = value;
+    return MHD_YES;
+}
+
+/* The last X-Forwarded-For header line: a proxy that adds its own line rather
+ * than appending to the client's puts it after the client's. */
+static const char *last_forwarded_for(struct MHD_Connection *mc)
+{
+    const char *last = NULL;
+    MHD_get_connection_values(mc, MHD_HEADER_KIND, keep_last_xff, (void *)&last);
+    return last;
+}
+
 static gw_conn *conn_new(gw_server *srv, struct MHD_Connection *mc, const char *url,
                          const char *method)
 {
@@ -596,7 +707,8 @@ static gw_conn *conn_new(gw_server *srv, struct MHD_Connection *mc, const char *
             inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr, peer,
                       sizeof(peer));
     }
-    gw_req_client_ip(srv->opts.trust_proxy, header(c, "X-Forwarded-For"), peer, c->ip);
+    const char *xff = srv->opts.trust_proxy ? last_forwarded_for(mc) : NULL;
+    gw_req_client_ip(srv->opts.trust_proxy, xff, peer, c->ip);
     atomic_fetch_add(&srv->active, 1);
     return c;
 }
@@ -613,9 +725,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return on_headers(c, url, method);
     }
     if (*upload_data_size > 0) {
-        on_chunk(c, upload_data, *upload_data_size);
+        size_t size = *upload_data_size;
         *upload_data_size = 0;
-        return MHD_YES;
+        return on_chunk(c, upload_data, size);
     }
     switch (c->state) {
     case ST_BODY:
@@ -675,11 +787,45 @@ static void on_completed(void *cls, struct MHD_Connection *mc, void **con_cls,
     atomic_fetch_sub(&srv->active, 1);
 }
 
+/* MHD's own messages, at most MHD_LOG_PER_S a second. Errors MHD answers by
+ * itself (431 headers too large, 414, 400 malformed) never reach on_request,
+ * so this line is their only trace: it names the status and drops MHD's HTML. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
-    (void)cls;
+    gw_server *srv = cls;
+    int64_t sec = nt_clock_mono_ms() / 1000;
+    unsigned long long dropped = 0;
+    pthread_mutex_lock(&srv->log_mu);
+    if (sec != srv->log_sec) {
+        dropped = srv->log_dropped;
+        srv->log_sec = sec;
+        srv->log_count = 0;
+        srv->log_dropped = 0;
+    }
+    bool show = srv->log_count < MHD_LOG_PER_S;
+    if (show)
+        srv->log_count++;
+    else
+        srv->log_dropped++;
+    pthread_mutex_unlock(&srv->log_mu);
+    if (dropped > 0)
+        nt_log_warn(MOD, "mhd: %llu more messages suppressed", dropped);
+    if (!show)
+        return;
+
     char line[512];
     vsnprintf(line, sizeof(line), fmt, ap);
+    static const char marker[] = "HTTP response code is ";
+    const char *code = strstr(line, marker);
+    if (code != NULL) {
+        char *end = NULL;
+        unsigned long status = strtoul(code + sizeof(marker) - 1, &end, 10);
+        if (end != code + sizeof(marker) - 1 && status >= 100 && status <= 599) {
+            nt_log_warn(MOD, "mhd: refused a request itself status=%lu (HTML body, no request id)",
+                        status);
+            return;
+        }
+    }
     size_t n = strlen(line);
     while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         line[--n] = '\0';
@@ -698,6 +844,7 @@ static void server_free(gw_server *s)
     gw_cors_destroy(s->cors);
     gw_static_destroy(s->web);
     pthread_rwlock_destroy(&s->rq_lock);
+    pthread_mutex_destroy(&s->log_mu);
     free(s);
 }
 
@@ -708,6 +855,7 @@ nt_status gw_server_start(const gw_opts *opts, nt_nats *nc, nt_verifier *verifie
     gw_server *s = calloc(1, sizeof(*s));
     NT_ASSERT(s != NULL);
     NT_ASSERT(pthread_rwlock_init(&s->rq_lock, NULL) == 0);
+    NT_ASSERT(pthread_mutex_init(&s->log_mu, NULL) == 0);
     s->opts = *opts;
     s->nc = nc;
     s->verifier = verifier;
@@ -736,23 +884,53 @@ nt_status gw_server_start(const gw_opts *opts, nt_nats *nc, nt_verifier *verifie
         goto out;
     }
 
+    /* Every connection is a descriptor: take all the process may have, and
+     * never promise MHD more connections than that. */
+    uint64_t nofile = 0;
+    unsigned max_conn = opts->max_conn;
+    if (gw_limit_raise_nofile(&nofile) == NT_OK) {
+        nt_log_info(MOD, "open files limit=%llu", (unsigned long long)nofile);
+        if (nofile < (uint64_t)max_conn + FD_RESERVE) {
+            unsigned cap = nofile > FD_RESERVE + opts->threads ? (unsigned)(nofile - FD_RESERVE)
+                                                               : opts->threads;
+            nt_log_warn(MOD,
+                        "NATTER_HTTP_MAX_CONN=%u does not fit the open files limit %llu; "
+                        "using %u",
+                        max_conn, (unsigned long long)nofile, cap);
+            max_conn = cap;
+        }
+    } else {
+        nt_log_warn(MOD, "cannot read the open files limit");
+    }
+
     unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
     if (opts->ipv6)
         flags |= MHD_USE_IPv6;
     uint16_t port = opts->ipv6 ? ntohs(((const struct sockaddr_in6 *)&opts->addr)->sin6_port)
                                : ntohs(((const struct sockaddr_in *)&opts->addr)->sin_port);
-    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
-                                 mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &s->opts.addr,
+    /* clang-format off */
+    s->daemon = MHD_start_daemon(flags, port, NULL, NULL, on_request, s,
+                                 MHD_OPTION_EXTERNAL_LOGGER, mhd_log, s,
+                                 MHD_OPTION_SOCK_ADDR, &s->opts.addr,
                                  MHD_OPTION_THREAD_POOL_SIZE,
                                  (unsigned)(opts->threads > 1 ? opts->threads : 0),
-                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)CONNECTION_TIMEOUT_S,
-                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_END);
+                                 MHD_OPTION_CONNECTION_TIMEOUT, opts->idle_timeout_s,
+                                 MHD_OPTION_CONNECTION_LIMIT, max_conn,
+                                 /* 0: no limit (behind a proxy) */
+                                 MHD_OPTION_PER_IP_CONNECTION_LIMIT, opts->max_conn_per_ip,
+                                 MHD_OPTION_CONNECTION_MEMORY_LIMIT, CONNECTION_MEMORY,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                 MHD_OPTION_END);
+    /* clang-format on */
     if (s->daemon == NULL) {
         nt_log_error(MOD, "cannot listen on port %u (address in use or not available)", port);
         st = NT_EUNAVAIL;
         goto out;
     }
-    nt_log_info(MOD, "listening port=%u threads=%u cors_origins=%zu mode=%s", port, opts->threads,
+    nt_log_info(MOD,
+                "listening port=%u threads=%u max_conn=%u max_conn_per_ip=%u idle_timeout_s=%u "
+                "cors_origins=%zu mode=%s",
+                port, opts->threads, max_conn, opts->max_conn_per_ip, opts->idle_timeout_s,
                 gw_cors_count(s->cors), clerk_mode ? "clerk" : "local");
     *out = s;
     s = NULL;

@@ -17,7 +17,10 @@
 
 typedef struct gw_server gw_server;
 
-/* Starts listening on opts->addr with opts->threads workers. nc and verifier
+/* Starts listening on opts->addr with opts->threads workers, with the
+ * connection limits and idle timeout of opts. Process-wide side effect: the
+ * soft RLIMIT_NOFILE is raised to the hard limit (logged), and opts->max_conn
+ * is lowered to fit it, with a warning, if it does not. nc and verifier
  * are borrowed and must outlive the server; opts is copied (its strings are
  * borrowed from the nt_config, which must outlive the server too).
  * clerk_mode hides the local-only routes. NT_EUNAVAIL when the address

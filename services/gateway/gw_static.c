@@ -44,49 +44,30 @@ void gw_static_destroy(gw_static *s)
     free(s);
 }
 
-static int hex(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 nt_status gw_static_clean_path(const char *url, char *out, size_t outlen)
 {
     if (url == NULL || url[0] != '/' || outlen == 0)
         return NT_EINVAL;
+    /* MHD has percent-decoded the path already. Decoding again would turn a
+     * file literally named "100%" ("/100%25" on the wire) into a bad escape,
+     * and "%252e%252e" into "..": '%' is an ordinary character here. */
     size_t o = 0;
-    for (const char *p = url + 1; *p != '\0';) {
-        char c = *p;
-        if (c == '%') {
-            int hi = hex(p[1]);
-            int lo = hi >= 0 ? hex(p[2]) : -1;
-            if (lo < 0)
-                return NT_EINVAL;
-            c = (char)(hi * 16 + lo);
-            p += 3;
-        } else {
-            p++;
-        }
-        if (c == '\0' || c == '\\')
+    for (const char *p = url + 1; *p != '\0'; p++) {
+        if (*p == '\\')
             return NT_EINVAL;
         if (o + 1 >= outlen)
             return NT_ETOOBIG;
-        out[o++] = c;
+        out[o++] = *p;
     }
     out[o] = '\0';
 
-    /* Check every segment of the decoded path. */
+    /* Check every segment. */
     bool hidden = false;
     for (const char *seg = out;;) {
         size_t n = strcspn(seg, "/");
         bool last = seg[n] == '\0';
         if (n == 0 && !last)
-            return NT_EINVAL; /* "//", or "/%2F..." */
+            return NT_EINVAL; /* "//" */
         if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
             return NT_EINVAL;
         if (n > 0 && seg[0] == '.')

@@ -7,6 +7,7 @@
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -166,15 +167,44 @@ static h_http get_me(const char *token)
     return h_request("GET", url("/api/users/me"), hdr, NULL, 0);
 }
 
-/* Sends raw bytes to the gateway and reads the whole answer (the request
- * should say Connection: close). Returns the HTTP status, 0 on failure. */
-static long raw_http(const char *req, size_t len, char *resp, size_t cap)
+/* A TCP connection to the gateway from the loopback address src (every
+ * 127.0.0.0/8 address is this host, so tests can play several clients). */
+static int connect_from(const char *src)
 {
     int fd = socket(AF_INET, SOCK_STREAM, 0);
+    cr_assert(fd >= 0, "socket: %s", strerror(errno));
+    struct sockaddr_in s = {.sin_family = AF_INET};
+    cr_assert_eq(inet_pton(AF_INET, src, &s.sin_addr), 1);
+    cr_assert(bind(fd, (struct sockaddr *)&s, sizeof(s)) == 0, "bind %s: %s", src, strerror(errno));
     struct sockaddr_in a = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)gw_port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s", strerror(errno));
+    return fd;
+}
+
+static void send_all(int fd, const char *text)
+{
+    size_t len = strlen(text);
+    cr_assert_eq(send(fd, text, len, MSG_NOSIGNAL), (ssize_t)len, "send: %s", strerror(errno));
+}
+
+/* True when the server has closed fd (end of file or reset) within wait_ms
+ * and sent nothing before; false when it is still open (or answered). */
+static bool closed_by_server(int fd, int wait_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    if (poll(&p, 1, wait_ms) <= 0)
+        return false;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+/* As raw_http, from the loopback address src. */
+static long raw_http_from(const char *src, const char *req, size_t len, char *resp, size_t cap)
+{
+    int fd = connect_from(src);
     struct timeval tv = {10, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     for (size_t off = 0; off < len;) {
@@ -198,6 +228,32 @@ static long raw_http(const char *req, size_t len, char *resp, size_t cap)
     if (sscanf(resp, "HTTP/1.%*d %ld", &status) != 1)
         return 0;
     return status;
+}
+
+/* Sends raw bytes to the gateway and reads the whole answer (the request
+ * should say Connection: close). Returns the HTTP status, 0 on failure. */
+static long raw_http(const char *req, size_t len, char *resp, size_t cap)
+{
+    return raw_http_from("127.0.0.1", req, len, resp, cap);
+}
+
+/* True when the gateway's log contains text (polls up to 2 s: lines are
+ * written when a request completes). */
+static bool gw_log_has(const char *text)
+{
+    for (int tries = 0; tries < 40; tries++) {
+        FILE *f = fopen(gw->log_path, "r");
+        cr_assert_not_null(f);
+        char line[4096];
+        bool found = false;
+        while (!found && fgets(line, sizeof(line), f) != NULL)
+            found = strstr(line, text) != NULL;
+        fclose(f);
+        if (found)
+            return true;
+        sleep_ms(50);
+    }
+    return false;
 }
 
 /* ---- Liveness and readiness -------------------------------------------------- */
@@ -231,7 +287,8 @@ Test(gateway, readyz_is_503_without_auth_and_200_with_it, .init = start_nats, .f
     }
     r = h_request("GET", url("/readyz"), NULL, NULL, 0);
     cr_assert_eq(r.status, 200);
-    cr_assert_str_eq(r.body, "{\"status\":\"ready\",\"checks\":{\"nats\":\"ok\",\"auth\":\"ok\"}}");
+    cr_assert_str_eq(r.body, "{\"status\":\"ready\",\"checks\":{\"nats\":\"ok\",\"auth\":\"ok\","
+                             "\"keys\":\"ok\"}}");
     h_http_free(&r);
 }
 
@@ -405,6 +462,81 @@ Test(gateway, chunked_body_over_the_cap_is_413, .init = start_nats, .fini = tear
     cr_assert(strstr(resp, "body must be a JSON object") != NULL, "got: %.600s", resp);
 }
 
+Test(gateway, oversized_chunked_body_is_refused_before_it_is_all_sent, .init = start_nats,
+     .fini = teardown)
+{
+    const char *extra[] = {"NATTER_CORS_ORIGINS=https://app.example", NULL};
+    start_gateway(extra); /* the default cap: 64 KiB */
+    enum { CHUNK = 16384, TOTAL = 5 * 1024 * 1024 };
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    int sndbuf = 64 * 1024; /* bounds what sits in our own send buffer */
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof(sndbuf));
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)gw_port),
+                            .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    cr_assert(connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0, "connect: %s", strerror(errno));
+    send_all(fd, "POST /api/dev/token HTTP/1.1\r\nHost: x\r\nOrigin: https://app.example\r\n"
+                 "X-Request-Id: big-chunked-1\r\nContent-Type: application/json\r\n"
+                 "Transfer-Encoding: chunked\r\n\r\n");
+    static char chunk[CHUNK + 16];
+    size_t clen = (size_t)snprintf(chunk, sizeof(chunk), "%x\r\n", CHUNK);
+    memset(chunk + clen, ' ', CHUNK);
+    clen += CHUNK;
+    memcpy(chunk + clen, "\r\n", 2);
+    clen += 2;
+
+    static char resp[16384];
+    size_t got = 0, sent = 0, off = 0;
+    bool closed = false, sending = true;
+    double deadline = now_s() + 8;
+    while (!closed && now_s() < deadline) {
+        struct pollfd p = {.fd = fd, .events = (short)(POLLIN | (sending ? POLLOUT : 0))};
+        if (poll(&p, 1, 100) <= 0)
+            continue;
+        if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
+            ssize_t n = recv(fd, resp + got, sizeof(resp) - 1 - got, MSG_DONTWAIT);
+            if (n > 0)
+                got += (size_t)n;
+            else if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+                closed = true;
+        }
+        if (sending && (p.revents & POLLOUT)) {
+            ssize_t w = send(fd, chunk + off, clen - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (w > 0) {
+                sent += (size_t)w;
+                off = (off + (size_t)w) % clen;
+                if (sent >= (size_t)TOTAL / CHUNK * clen) {
+                    send_all(fd, "0\r\n\r\n");
+                    sending = false;
+                }
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+                sending = false; /* reset: the answer is still readable */
+            }
+        }
+    }
+    close(fd);
+    resp[got] = '\0';
+    cr_assert(closed, "the gateway kept the connection open (%zu bytes sent)", sent);
+    long status = 0;
+    cr_assert(sscanf(resp, "HTTP/1.%*d %ld", &status) == 1 && status == 413, "got: %.400s", resp);
+    cr_assert_lt(sent, (size_t)2 * 1024 * 1024, "%zu bytes were taken before the 413", sent);
+    cr_assert(strstr(resp, "\"too_large\"") != NULL, "got: %.600s", resp);
+    cr_assert(strstr(resp, "65536") != NULL, "the message names the limit: %.600s", resp);
+    cr_assert(strstr(resp, "\r\nContent-Type: application/json\r\n") != NULL, "%.600s", resp);
+    cr_assert(strstr(resp, "\r\nX-Request-Id: big-chunked-1\r\n") != NULL, "%.600s", resp);
+    cr_assert(strstr(resp, "\r\nConnection: close\r\n") != NULL, "%.600s", resp);
+    cr_assert(strstr(resp, "\r\nAccess-Control-Allow-Origin: https://app.example\r\n") != NULL,
+              "CORS as on every response: %.600s", resp);
+    /* The body is exactly what Content-Length says. */
+    const char *cl = strstr(resp, "Content-Length: ");
+    const char *body = strstr(resp, "\r\n\r\n");
+    cr_assert(cl != NULL && body != NULL);
+    cr_assert_eq(strtoul(cl + 16, NULL, 10), strlen(body + 4), "%.600s", resp);
+    cr_assert(gw_log_has("status=413"), "no access line for the 413");
+    cr_assert(gw_log_has("request_id=big-chunked-1"), "no access line for the 413");
+    cr_assert(h_alive(gw));
+}
+
 /* ---- Routing --------------------------------------------------------------------- */
 
 Test(gateway, unknown_route_is_404_json, .init = start_nats, .fini = teardown)
@@ -455,6 +587,176 @@ Test(gateway, ip_rate_limit_refuses_then_recovers, .init = start_nats, .fini = t
     r = h_request("GET", url("/healthz"), NULL, NULL, 0);
     cr_assert_eq(r.status, 200, "recovered: %ld", r.status);
     h_http_free(&r);
+}
+
+Test(gateway, trusted_proxy_client_ip_is_the_last_forwarded_entry, .init = start_nats,
+     .fini = teardown)
+{
+    const char *extra[] = {"NATTER_TRUST_PROXY=true", "NATTER_RATE_IP_PER_S=1",
+                           "NATTER_RATE_IP_BURST=1", NULL};
+    start_gateway(extra);
+    /* The proxy appended 198.51.100.9; the entries before are the client's. */
+    const char *a[] = {"X-Forwarded-For: 1.1.1.1, 198.51.100.9", NULL};
+    h_http r = h_request("GET", url("/healthz"), a, NULL, 0);
+    cr_assert_eq(r.status, 200);
+    h_http_free(&r);
+    const char *b[] = {"X-Forwarded-For: 2.2.2.2, 198.51.100.9", NULL};
+    r = h_request("GET", url("/healthz"), b, NULL, 0);
+    assert_error(&r, 429, "rate_limited"); /* a forged first entry changes nothing */
+    h_http_free(&r);
+    /* A proxy that adds its own header line instead of appending. */
+    const char *c[] = {"X-Forwarded-For: 3.3.3.3", "X-Forwarded-For: 198.51.100.9", NULL};
+    r = h_request("GET", url("/healthz"), c, NULL, 0);
+    assert_error(&r, 429, "rate_limited");
+    h_http_free(&r);
+    const char *d[] = {"X-Forwarded-For: 198.51.100.9, 198.51.100.10", NULL};
+    r = h_request("GET", url("/healthz"), d, NULL, 0);
+    cr_assert_eq(r.status, 200, "another client: %ld", r.status);
+    h_http_free(&r);
+
+    /* IPv6 clients share a bucket per /64. */
+    const char *e[] = {"X-Forwarded-For: 2001:db8:1:2::1", NULL};
+    r = h_request("GET", url("/healthz"), e, NULL, 0);
+    cr_assert_eq(r.status, 200);
+    h_http_free(&r);
+    const char *f[] = {"X-Forwarded-For: 2001:db8:1:2:ffff:ffff:ffff:fffe", NULL};
+    r = h_request("GET", url("/healthz"), f, NULL, 0);
+    assert_error(&r, 429, "rate_limited");
+    h_http_free(&r);
+    const char *g[] = {"X-Forwarded-For: 2001:db8:1:3::1", NULL};
+    r = h_request("GET", url("/healthz"), g, NULL, 0);
+    cr_assert_eq(r.status, 200, "the next /64: %ld", r.status);
+    h_http_free(&r);
+}
+
+/* ---- Connections ------------------------------------------------------------------ */
+
+#define HALF_HEADER "GET /healthz HTTP/1.1\r\nHost: x\r\n"
+#define HEALTHZ     "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+
+Test(gateway, half_headers_from_one_address_cannot_lock_out_others, .init = start_nats,
+     .fini = teardown)
+{
+    const char *extra[] = {"NATTER_HTTP_MAX_CONN_PER_IP=20", NULL};
+    start_gateway(extra);
+    sleep_ms(200); /* the readiness poll's connection is gone */
+    enum { N = 100 };
+    int fds[N];
+    for (int i = 0; i < N; i++) {
+        fds[i] = connect_from("127.0.0.1");
+        send_all(fds[i], HALF_HEADER);
+    }
+    sleep_ms(300);
+    int open = 0;
+    for (int i = 0; i < N; i++)
+        open += !closed_by_server(fds[i], 0);
+    cr_assert_eq(open, 20, "%d of %d connections from one address stayed open", open, N);
+
+    /* Another client is served at once. */
+    char resp[4096];
+    double t0 = now_s();
+    long st = raw_http_from("127.0.0.2", HEALTHZ, strlen(HEALTHZ), resp, sizeof(resp));
+    cr_assert_eq(st, 200, "got: %.300s", resp);
+    cr_assert_lt(now_s() - t0, 1.0, "took %.2f s", now_s() - t0);
+
+    /* One more from the first address is closed unanswered. */
+    int more = connect_from("127.0.0.1");
+    send_all(more, HEALTHZ);
+    cr_assert(closed_by_server(more, 2000), "the 21st connection was not refused");
+    close(more);
+
+    /* Once the first ones go, that address is served again. */
+    for (int i = 0; i < N; i++)
+        close(fds[i]);
+    sleep_ms(200);
+    st = raw_http(HEALTHZ, strlen(HEALTHZ), resp, sizeof(resp));
+    cr_assert_eq(st, 200, "got: %.300s", resp);
+    cr_assert(h_alive(gw));
+}
+
+Test(gateway, idle_connection_is_closed_after_the_idle_timeout, .init = start_nats,
+     .fini = teardown)
+{
+    const char *extra[] = {"NATTER_HTTP_IDLE_TIMEOUT_S=1", NULL};
+    start_gateway(extra);
+    int fd = connect_from("127.0.0.1");
+    send_all(fd, HALF_HEADER);
+    double t0 = now_s();
+    bool closed = closed_by_server(fd, 5000);
+    double took = now_s() - t0;
+    close(fd);
+    cr_assert(closed, "still open after %.1f s", took);
+    cr_assert(took > 0.8 && took < 3.5, "closed after %.2f s", took);
+}
+
+Test(gateway, connections_over_the_limit_wait_for_a_free_slot, .init = start_nats, .fini = teardown)
+{
+    const char *extra[] = {"NATTER_GATEWAY_THREADS=1", "NATTER_HTTP_MAX_CONN=10", NULL};
+    start_gateway(extra);
+    sleep_ms(200);
+    int fds[10];
+    for (int i = 0; i < 10; i++) {
+        fds[i] = connect_from("127.0.0.1");
+        send_all(fds[i], HALF_HEADER);
+    }
+    sleep_ms(200);
+    /* The eleventh waits in the listen queue, unanswered... */
+    int fd = connect_from("127.0.0.2");
+    send_all(fd, HEALTHZ);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    cr_assert_eq(poll(&p, 1, 700), 0, "answered beyond NATTER_HTTP_MAX_CONN");
+    /* ...until a slot frees. */
+    close(fds[0]);
+    cr_assert_eq(poll(&p, 1, 3000), 1, "not answered after a slot freed");
+    char resp[1024];
+    ssize_t n = recv(fd, resp, sizeof(resp) - 1, 0);
+    cr_assert_gt(n, 0);
+    resp[n] = '\0';
+    cr_assert(strncmp(resp, "HTTP/1.1 200", 12) == 0, "got: %.200s", resp);
+    close(fd);
+    for (int i = 1; i < 10; i++)
+        close(fds[i]);
+}
+
+Test(gateway, large_cookie_jar_is_accepted, .fini = teardown)
+{
+    start_all(NULL);
+    char *token = dev_token("erin");
+    /* A browser's jar for a busy domain: 16 KB of cookies, ours among them. */
+    size_t cap = 24 * 1024;
+    char *hdr = malloc(cap);
+    size_t len = (size_t)snprintf(hdr, cap, "Cookie: ");
+    for (int i = 0; len < 8 * 1024; i++)
+        len +=
+            (size_t)snprintf(hdr + len, cap - len, "_ga%d=GA1.2.%010d.1700000000%040d; ", i, i, i);
+    len += (size_t)snprintf(hdr + len, cap - len, "__session=%s; ", token);
+    for (int i = 0; len < 16 * 1024; i++)
+        len += (size_t)snprintf(hdr + len, cap - len, "pref%d=%060d; ", i, i);
+    len += (size_t)snprintf(hdr + len, cap - len, "theme=dark");
+    cr_assert_lt(len, cap);
+    const char *h[] = {hdr, NULL};
+    h_http r = h_request("GET", url("/api/users/me"), h, NULL, 0);
+    if (r.status != 200)
+        fail_dump();
+    cr_assert_eq(r.status, 200, "got %ld %s", r.status, r.body);
+    cr_assert(body_has(&r, "\"username\":\"erin\""), "%s", r.body);
+    h_http_free(&r);
+
+    /* Past the connection's memory, MHD answers by itself: logged, by status. */
+    size_t big = 200 * 1024;
+    char *huge = malloc(big + 16);
+    len = (size_t)snprintf(huge, big + 16, "Cookie: a=");
+    memset(huge + len, 'x', big - len);
+    huge[big] = '\0';
+    const char *hh[] = {huge, NULL};
+    r = h_request("GET", url("/api/users/me"), hh, NULL, 0);
+    cr_assert_eq(r.status, 431, "got %ld", r.status);
+    h_http_free(&r);
+    cr_assert(gw_log_has("refused a request itself status=431"), "no log line for the 431");
+    cr_assert(h_alive(gw));
+    free(huge);
+    free(hdr);
+    free(token);
 }
 
 /* ---- Services down ------------------------------------------------------------------ */
@@ -625,6 +927,15 @@ Test(gateway, serves_the_web_app_safely, .init = start_nats, .fini = teardown)
     cr_assert_eq(r.status, 200, "SPA fallback");
     cr_assert_str_eq(r.body, "<!doctype html><title>natter</title>");
     h_http_free(&r);
+
+    /* Decoded once, by MHD: "%25" is a '%' in an app route, not a bad escape. */
+    const char *percent[] = {"/100%25", "/rooms/50%25off", "/%252e%252e/secret.txt"};
+    for (size_t i = 0; i < sizeof(percent) / sizeof(percent[0]); i++) {
+        r = h_request("GET", url(percent[i]), NULL, NULL, 0);
+        cr_assert_eq(r.status, 200, "%s: %ld", percent[i], r.status);
+        cr_assert_str_eq(r.body, "<!doctype html><title>natter</title>", "%s", percent[i]);
+        h_http_free(&r);
+    }
 
     r = h_request("GET", url("/api/nope"), NULL, NULL, 0);
     assert_error(&r, 404, "not_found"); /* /api never falls back to the app */

@@ -39,6 +39,9 @@ Test(gw_config, defaults_are_documented_values)
     cr_assert_eq(ntohs(a->sin_port), 8080);
     cr_assert_eq(a->sin_addr.s_addr, htonl(INADDR_ANY), "0.0.0.0 by default");
     cr_assert_eq(o.threads, 2);
+    cr_assert_eq(o.max_conn, 4096);
+    cr_assert_eq(o.max_conn_per_ip, 64);
+    cr_assert_eq(o.idle_timeout_s, 15);
     cr_assert_eq(o.request_timeout_ms, 5000);
     cr_assert_eq(o.max_body, 65536);
     cr_assert_eq(o.ip_rate, 50);
@@ -81,6 +84,10 @@ Test(gw_config, bad_values_name_their_variable)
         {"NATTER_LOG_LEVEL=loud", "NATTER_LOG_LEVEL"},
         {"NATTER_CORS_ORIGINS=app.example", "NATTER_CORS_ORIGINS"},
         {"NATTER_TRUST_PROXY=maybe", "NATTER_TRUST_PROXY"},
+        {"NATTER_HTTP_MAX_CONN=0", "NATTER_HTTP_MAX_CONN"},
+        {"NATTER_HTTP_MAX_CONN_PER_IP=0", "NATTER_HTTP_MAX_CONN_PER_IP"},
+        {"NATTER_HTTP_IDLE_TIMEOUT_S=0", "NATTER_HTTP_IDLE_TIMEOUT_S"},
+        {"NATTER_HTTP_IDLE_TIMEOUT_S=3601", "NATTER_HTTP_IDLE_TIMEOUT_S"},
         {"CLERK_JWKS_URL=https://x/jwks", "CLERK_ISSUER_URL"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -91,4 +98,40 @@ Test(gw_config, bad_values_name_their_variable)
         cr_assert(strncmp(err, cases[i].name, strlen(cases[i].name)) == 0, "%s: got '%s'",
                   cases[i].var, err);
     }
+}
+
+Test(gw_config, connection_limits_are_read)
+{
+    gw_opts o;
+    char err[256] = "";
+    const char *env[] = {"NATTER_HTTP_MAX_CONN=100", "NATTER_HTTP_MAX_CONN_PER_IP=20",
+                         "NATTER_HTTP_IDLE_TIMEOUT_S=2", NULL};
+    cr_assert_eq(read_env(env, &o, err, sizeof(err)), NT_OK, "%s", err);
+    cr_assert_eq(o.max_conn, 100);
+    cr_assert_eq(o.max_conn_per_ip, 20);
+    cr_assert_eq(o.idle_timeout_s, 2);
+}
+
+Test(gw_config, max_conn_below_the_thread_count_is_refused)
+{
+    /* MHD splits the limit between the workers: one with none never accepts. */
+    gw_opts o;
+    char err[256] = "";
+    const char *env[] = {"NATTER_HTTP_MAX_CONN=3", "NATTER_GATEWAY_THREADS=4", NULL};
+    cr_assert_eq(read_env(env, &o, err, sizeof(err)), NT_EINVAL);
+    cr_assert(strncmp(err, "NATTER_HTTP_MAX_CONN:", 21) == 0, "got '%s'", err);
+    const char *ok[] = {"NATTER_HTTP_MAX_CONN=4", "NATTER_GATEWAY_THREADS=4", NULL};
+    cr_assert_eq(read_env(ok, &o, err, sizeof(err)), NT_OK, "%s", err);
+}
+
+Test(gw_config, no_per_ip_connection_limit_behind_a_proxy_unless_set)
+{
+    gw_opts o;
+    char err[256] = "";
+    const char *env[] = {"NATTER_TRUST_PROXY=true", NULL};
+    cr_assert_eq(read_env(env, &o, err, sizeof(err)), NT_OK, "%s", err);
+    cr_assert_eq(o.max_conn_per_ip, 0, "every connection comes from the proxy");
+    const char *set[] = {"NATTER_TRUST_PROXY=true", "NATTER_HTTP_MAX_CONN_PER_IP=500", NULL};
+    cr_assert_eq(read_env(set, &o, err, sizeof(err)), NT_OK, "%s", err);
+    cr_assert_eq(o.max_conn_per_ip, 500);
 }

@@ -44,16 +44,40 @@ Test(gw_req, client_ip_from_forwarded_for_only_when_trusted)
     char out[GW_IP_MAX];
     gw_req_client_ip(false, "203.0.113.7", "10.0.0.1", out);
     cr_assert_str_eq(out, "10.0.0.1");
-    gw_req_client_ip(true, "203.0.113.7, 10.0.0.2", "10.0.0.1", out);
-    cr_assert_str_eq(out, "203.0.113.7");
-    gw_req_client_ip(true, " 2001:db8::1 ,10.0.0.2", "10.0.0.1", out);
+    gw_req_client_ip(true, "203.0.113.7", "10.0.0.1", out);
+    cr_assert_str_eq(out, "203.0.113.7", "a single entry is the proxy's");
+    gw_req_client_ip(true, " 2001:db8::1 ", "10.0.0.1", out);
     cr_assert_str_eq(out, "2001:db8::1");
-    gw_req_client_ip(true, "not-an-ip, 1.2.3.4", "10.0.0.1", out);
-    cr_assert_str_eq(out, "10.0.0.1", "a junk first entry falls back to the socket");
     gw_req_client_ip(true, "", "10.0.0.1", out);
     cr_assert_str_eq(out, "10.0.0.1");
     gw_req_client_ip(true, NULL, NULL, out);
     cr_assert_str_eq(out, "-");
+}
+
+Test(gw_req, client_ip_is_the_last_forwarded_for_entry_the_proxy_appended)
+{
+    char out[GW_IP_MAX];
+    /* The client sent "X-Forwarded-For: 1.2.3.4"; the proxy appended the
+     * address it saw. Taking the first entry would let anyone pick their
+     * rate-limit bucket. */
+    gw_req_client_ip(true, "1.2.3.4, 203.0.113.7", "10.0.0.1", out);
+    cr_assert_str_eq(out, "203.0.113.7");
+    gw_req_client_ip(true, "1.2.3.4,5.6.7.8,\t2001:db8::7\t", "10.0.0.1", out);
+    cr_assert_str_eq(out, "2001:db8::7");
+    /* A bad last entry falls back to the socket, never to an earlier one. */
+    gw_req_client_ip(true, "1.2.3.4, not-an-ip", "10.0.0.1", out);
+    cr_assert_str_eq(out, "10.0.0.1");
+    gw_req_client_ip(true, "1.2.3.4, ", "10.0.0.1", out);
+    cr_assert_str_eq(out, "10.0.0.1");
+    gw_req_client_ip(true, "1.2.3.4,", "10.0.0.1", out);
+    cr_assert_str_eq(out, "10.0.0.1");
+    gw_req_client_ip(true, "1.2.3.4, 203.0.113.7:443", "10.0.0.1", out);
+    cr_assert_str_eq(out, "10.0.0.1", "a port is not an address");
+    char longest[200];
+    memset(longest, '1', sizeof(longest) - 1);
+    longest[sizeof(longest) - 1] = '\0';
+    gw_req_client_ip(true, longest, "10.0.0.1", out);
+    cr_assert_str_eq(out, "10.0.0.1");
 }
 
 Test(gw_req, retry_after_rounds_up_to_whole_seconds)
