@@ -215,25 +215,34 @@ out:
     return NT_OK;
 }
 
+/* Maps key and checks len, the common start of every write. */
+static nt_status kv_prepare(const char *key, size_t len, nt_kv_class *cls, char *k, size_t klen)
+{
+    nt_status st = nt_kv_map_key(key, cls, k, klen);
+    if (st == NT_OK && len > INT_MAX)
+        st = NT_ETOOBIG;
+    return st;
+}
+
+static nt_status kv_write_failed(nt_kv_class cls, const char *what, natsStatus s)
+{
+    nt_status st = kv_status(s);
+    nt_log_warn(KV_MOD, "%s failed class=%s err=%s", what, kv_classes[cls].suffix,
+                natsStatus_GetText(s));
+    return st == NT_ENOTFOUND ? NT_EUNAVAIL : st;
+}
+
 nt_status nt_kv_put(nt_kv *kv, const char *key, const void *data, size_t len)
 {
     NT_ASSERT(kv != NULL);
     nt_kv_class cls;
     char k[KV_ID_MAX + 1];
-    nt_status st = nt_kv_map_key(key, &cls, k, sizeof(k));
+    nt_status st = kv_prepare(key, len, &cls, k, sizeof(k));
     if (st != NT_OK)
         return st;
-    if (len > INT_MAX)
-        return NT_ETOOBIG;
     uint64_t rev = 0;
     natsStatus s = kvStore_Put(&rev, kv->stores[cls], k, data, (int)len);
-    if (s != NATS_OK) {
-        st = kv_status(s);
-        nt_log_warn(KV_MOD, "put failed class=%s err=%s", kv_classes[cls].suffix,
-                    natsStatus_GetText(s));
-        return st == NT_ENOTFOUND ? NT_EUNAVAIL : st;
-    }
-    return NT_OK;
+    return s == NATS_OK ? NT_OK : kv_write_failed(cls, "put", s);
 }
 
 nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len)
@@ -241,11 +250,9 @@ nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len)
     NT_ASSERT(kv != NULL);
     nt_kv_class cls;
     char k[KV_ID_MAX + 1];
-    nt_status st = nt_kv_map_key(key, &cls, k, sizeof(k));
+    nt_status st = kv_prepare(key, len, &cls, k, sizeof(k));
     if (st != NT_OK)
         return st;
-    if (len > INT_MAX)
-        return NT_ETOOBIG;
     uint64_t rev = 0;
     natsStatus s = kvStore_Create(&rev, kv->stores[cls], k, data, (int)len);
     if (s == NATS_OK)
@@ -256,10 +263,7 @@ nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len)
         kvEntry_Destroy(e);
         return NT_ECONFLICT;
     }
-    st = kv_status(s);
-    nt_log_warn(KV_MOD, "create failed class=%s err=%s", kv_classes[cls].suffix,
-                natsStatus_GetText(s));
-    return st == NT_ENOTFOUND ? NT_EUNAVAIL : st;
+    return kv_write_failed(cls, "create", s);
 }
 
 nt_status nt_kv_get(nt_kv *kv, const char *key, char **data, size_t *len)

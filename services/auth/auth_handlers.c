@@ -92,9 +92,10 @@ static bool cache_get(auth_ctx *ctx, const char *user_id, auth_profile *out)
     return false;
 }
 
-/* Write failures the client should see as such; the message names the cause. */
-static nt_status write_failed(nt_reply *rep, nt_status st)
+/* A failed write: undoes the hook's cache put, if any, and names the cause. */
+static nt_status write_failed(nt_reply *rep, cache_hook *h, const char *user_id, nt_status st)
 {
+    cache_undo(h, user_id);
     if (st == NT_EUNAVAIL)
         return nt_reply_fail(rep, st, "the session cache is unavailable; nothing was changed");
     return st;
@@ -171,8 +172,7 @@ static nt_status users_upsert(void *vctx, const nt_request *req, nt_reply *rep)
     st = auth_store_upsert(ctx->store, req->user, username, email, avatar, cache_before_commit,
                            &hook, &p);
     if (st != NT_OK) {
-        cache_undo(&hook, req->user);
-        st = write_failed(rep, st);
+        st = write_failed(rep, &hook, req->user, st);
         goto out;
     }
     st = reply_profile(rep, &p);
@@ -210,10 +210,8 @@ static nt_status users_get(void *vctx, const nt_request *req, nt_reply *rep)
         if (st == NT_OK) {
             st = auth_store_upsert(ctx->store, req->user, username, email, avatar,
                                    cache_before_commit, &hook, &p);
-            if (st != NT_OK) {
-                cache_undo(&hook, req->user);
-                st = write_failed(rep, st);
-            }
+            if (st != NT_OK)
+                st = write_failed(rep, &hook, req->user, st);
         }
         free(username);
         free(email);
@@ -286,8 +284,7 @@ static nt_status users_update(void *vctx, const nt_request *req, nt_reply *rep)
         goto out;
     }
     if (st != NT_OK) {
-        cache_undo(&hook, req->user);
-        st = write_failed(rep, st);
+        st = write_failed(rep, &hook, req->user, st);
         goto out;
     }
     st = reply_profile(rep, &p);
@@ -342,8 +339,7 @@ static nt_status dev_token(void *vctx, const nt_request *req, nt_reply *rep)
     st = auth_store_insert_if_absent(ctx->store, user_id, username, email, cache_before_commit,
                                      &hook, &p);
     if (st != NT_OK) {
-        cache_undo(&hook, user_id);
-        st = write_failed(rep, st);
+        st = write_failed(rep, &hook, user_id, st);
         goto out;
     }
     int64_t expires_at = 0;
