@@ -18,6 +18,7 @@ mkdir -p "$NATTER_DATA_DIR/nats" "$LOGS"
 
 pids=()
 stop() {
+    local rc=${1:-0}
     trap - INT TERM EXIT
     echo
     echo "natter: stopping"
@@ -26,9 +27,10 @@ stop() {
         kill -TERM "${pids[i]}" 2>/dev/null
         wait "${pids[i]}" 2>/dev/null
     done
-    exit 0
+    exit "$rc"
 }
-trap stop INT TERM EXIT
+trap 'stop 0' INT TERM
+trap 'stop $?' EXIT
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -77,5 +79,5 @@ cat <<MSG
 
 MSG
 wait -n "${pids[@]}"
-echo "natter: a process exited; stopping the rest" >&2
-stop
+echo "natter: a process exited; stopping the rest (logs in $LOGS)" >&2
+stop 1
