@@ -101,17 +101,26 @@ nt_status nt_json_parse(const char *data, size_t len, cJSON **out, char *err, si
         snprintf(err, errlen, "body is not valid UTF-8");
         return NT_EINVAL;
     }
-    /* cJSON decodes \u0000 into a NUL that silently ends the C string: refuse it.
-     * Skipping the character after every backslash keeps "\\u0000" (an escaped
-     * backslash, then text) allowed. */
-    for (size_t i = 0; i + 1 < len; i++) {
-        if (data[i] != '\\')
-            continue;
-        if (data[i + 1] == 'u' && i + 5 < len && memcmp(data + i + 2, "0000", 4) == 0) {
-            snprintf(err, errlen, "invalid JSON at byte %zu: \\u0000 is not allowed in strings", i);
+    /* cJSON decodes \u0000 into a NUL that silently ends the C string, and
+     * copies raw control bytes inside strings (which RFC 8259 forbids): refuse
+     * both, and any raw NUL. Escapes are skipped whole, so "\\u0000" (an
+     * escaped backslash, then text) stays allowed. */
+    bool in_string = false;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = (unsigned char)data[i];
+        if (c == 0 || (in_string && c < 0x20)) {
+            snprintf(err, errlen, "invalid JSON at byte %zu: control character", i);
             return NT_EINVAL;
         }
-        i++;
+        if (c == '"') {
+            in_string = !in_string;
+        } else if (c == '\\' && in_string && i + 1 < len) {
+            if (data[i + 1] == 'u' && i + 5 < len && memcmp(data + i + 2, "0000", 4) == 0) {
+                snprintf(err, errlen, "invalid JSON at byte %zu: \\u0000 is not allowed", i);
+                return NT_EINVAL;
+            }
+            i++;
+        }
     }
     const char *end = NULL;
     cJSON *v = cJSON_ParseWithLengthOpts(data, len, &end, false);

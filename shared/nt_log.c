@@ -69,13 +69,12 @@ void nt_log_redact_url(const char *in, char *out, size_t outlen)
             }
         }
         const char *host = scheme != NULL ? scheme : in;
-        size_t hostpart = strcspn(host, "/");
-        if (host + hostpart > in + item)
-            hostpart = (size_t)(in + item - host);
+        /* The last @ of the item ends the user information, as nats.c reads
+         * it: a password may hold '/', so do not stop at the path. */
         const char *at = NULL;
-        for (size_t i = 0; i < hostpart; i++) {
-            if (host[i] == '@')
-                at = host + i; /* the last @ ends the user information */
+        for (const char *q = host; q < in + item; q++) {
+            if (*q == '@')
+                at = q;
         }
         /* Copy the scheme, then everything after the user information. */
         size_t head = (size_t)(host - in);

@@ -23,7 +23,9 @@ void nt_log(nt_log_level level, const char *module, const char *fmt, ...)
 
 /* Copies a URL, or a comma-separated list of URLs, into out with any
  * user:password@ part removed ("nats://bob:pw@h:4222" → "nats://h:4222"), so
- * it can be logged. Truncates to outlen. */
+ * it can be logged. Everything up to the last '@' of each URL goes, since a
+ * password may contain '/' (an '@' later in a path is taken for one too: we
+ * would rather hide a path than show a password). Truncates to outlen. */
 void nt_log_redact_url(const char *in, char *out, size_t outlen);
 
 #define nt_log_debug(mod, ...) nt_log(NT_LOG_DEBUG, mod, __VA_ARGS__)

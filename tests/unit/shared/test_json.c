@@ -154,3 +154,19 @@ Test(nt_json, sanitizes_cut_and_invalid_utf8)
     nt_utf8_sanitize(e);
     cr_assert(nt_utf8_valid(e, strlen(e)), "surrogates are replaced: %s", e);
 }
+
+Test(nt_json, refuses_raw_nul_and_control_bytes_in_strings)
+{
+    ERR;
+    cJSON *v = NULL;
+    const char nul[] = "{\"username\":\"admin\0evil\"}";
+    cr_assert_eq(nt_json_parse_object(nul, sizeof(nul) - 1, &v, err, sizeof(err)), NT_EINVAL);
+    cr_assert(strstr(err, "control character") != NULL, "%s", err);
+    const char *tab = "{\"a\":\"x\ty\"}";
+    cr_assert_eq(nt_json_parse_object(tab, strlen(tab), &v, err, sizeof(err)), NT_EINVAL);
+    const char *ws = "{\n\t\"a\" :\r\n \"x\\ty\\\"q\"\n}";
+    cr_assert_eq(nt_json_parse_object(ws, strlen(ws), &v, err, sizeof(err)), NT_OK,
+                 "white space between tokens and escapes are fine: %s", err);
+    cr_assert_str_eq(cJSON_GetObjectItem(v, "a")->valuestring, "x\ty\"q");
+    cJSON_Delete(v);
+}

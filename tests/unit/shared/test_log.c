@@ -61,8 +61,12 @@ Test(nt_log, redacts_user_information_from_urls)
     cr_assert_str_eq(out, "nats://h1:4222");
     nt_log_redact_url("nats://a:b@h1:4222,nats://h2:4222, tls://t@k@h3", out, sizeof(out));
     cr_assert_str_eq(out, "nats://h1:4222,nats://h2:4222, tls://h3");
-    nt_log_redact_url("https://x.example/path?u=a@b", out, sizeof(out));
-    cr_assert_str_eq(out, "https://x.example/path?u=a@b", "an @ after the host stays");
+    nt_log_redact_url("nats://bob:s3/cr3t@127.0.0.1:4222", out, sizeof(out));
+    cr_assert_str_eq(out, "nats://127.0.0.1:4222", "a '/' in the password hides nothing");
+    nt_log_redact_url("nats://bob:p@ss/w0rd@h", out, sizeof(out));
+    cr_assert_str_eq(out, "nats://h");
+    nt_log_redact_url("https://x.example/path", out, sizeof(out));
+    cr_assert_str_eq(out, "https://x.example/path");
     nt_log_redact_url("plain-value", out, sizeof(out));
     cr_assert_str_eq(out, "plain-value");
     nt_log_redact_url("user:pw@host", out, sizeof(out));
