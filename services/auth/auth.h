@@ -56,21 +56,25 @@ extern const size_t auth_nroutes;
  * The session cache is updated here, so cache writes happen in the same order
  * as database writes, across threads and processes. */
 typedef nt_status (*auth_before_commit)(void *arg, const auth_profile *p);
+/* Called with the lock still held when the transaction was rolled back after
+ * the hook had run (the commit failed), so the hook's effect can be undone
+ * before anyone else can read. */
+typedef void (*auth_after_rollback)(void *arg, const char *user_id);
 
 nt_status auth_store_get(nt_store *st, const char *user_id, auth_profile *out);
 /* Creates or replaces the profile of user_id; avatar may be NULL. */
 nt_status auth_store_upsert(nt_store *st, const char *user_id, const char *username,
                             const char *email, const char *avatar, auth_before_commit hook,
-                            void *arg, auth_profile *out);
+                            auth_after_rollback undo, void *arg, auth_profile *out);
 /* Creates the profile only when absent; returns the stored one either way. */
 nt_status auth_store_insert_if_absent(nt_store *st, const char *user_id, const char *username,
-                                      const char *email, auth_before_commit hook, void *arg,
-                                      auth_profile *out);
+                                      const char *email, auth_before_commit hook,
+                                      auth_after_rollback undo, void *arg, auth_profile *out);
 /* Updates the given fields (NULL username: unchanged; set_avatar: avatar, possibly NULL).
  * NT_ENOTFOUND when the user has no profile. */
 nt_status auth_store_update(nt_store *st, const char *user_id, const char *username,
-                            bool set_avatar, const char *avatar, auth_before_commit hook, void *arg,
-                            auth_profile *out);
+                            bool set_avatar, const char *avatar, auth_before_commit hook,
+                            auth_after_rollback undo, void *arg, auth_profile *out);
 
 /* ---- codec (auth_codec.c): the only place that touches cJSON for profiles ---- */
 cJSON *auth_profile_to_json(const auth_profile *p);

@@ -18,7 +18,8 @@
 
 typedef struct {
     auth_ctx *ctx;
-    bool put; /* the hook wrote the cache: undo it if the write failed after */
+    bool put;    /* the hook wrote the cache: undo it if the write failed after */
+    bool failed; /* the hook could not write the cache: the write was refused */
 } cache_hook;
 
 static void cache_key(const char *user_id, char *key, size_t keylen)
@@ -26,6 +27,10 @@ static void cache_key(const char *user_id, char *key, size_t keylen)
     snprintf(key, keylen, "session:%s", user_id);
 }
 
+/* Puts the new profile. When that fails the whole write is refused (and
+ * rolled back): committing without the cache entry would let a reader that
+ * read the old row just before fill the cache with it for a day. One KV call,
+ * bounded by nt_kv's 1 s API timeout, under the store's lock. */
 static nt_status cache_before_commit(void *arg, const auth_profile *p)
 {
     cache_hook *h = arg;
@@ -42,22 +47,23 @@ static nt_status cache_before_commit(void *arg, const auth_profile *p)
         h->put = true;
         return NT_OK;
     }
-    /* Without the new value, no value: the next read fills it from the database. */
-    if (nt_kv_delete(h->ctx->kv, key) == NT_OK)
-        return NT_OK;
+    h->failed = true;
     nt_log_error("auth", "session cache unreachable; write refused user=%s", p->user_id);
     return NT_EUNAVAIL;
 }
 
-/* After a failed write whose hook had already put the new value. */
-static void cache_undo(cache_hook *h, const char *user_id)
+/* After a rollback whose hook had already put the new value (the commit
+ * failed): removes it, still under the store's lock. */
+static void cache_after_rollback(void *arg, const char *user_id)
 {
+    cache_hook *h = arg;
     if (!h->put)
         return;
     char key[AUTH_USER_ID_MAX + 16];
     cache_key(user_id, key, sizeof(key));
     if (nt_kv_delete(h->ctx->kv, key) != NT_OK)
         nt_log_error("auth", "session cache may hold an uncommitted profile user=%s", user_id);
+    h->put = false;
 }
 
 static void cache_fill(auth_ctx *ctx, const auth_profile *p)
@@ -92,11 +98,10 @@ static bool cache_get(auth_ctx *ctx, const char *user_id, auth_profile *out)
     return false;
 }
 
-/* A failed write: undoes the hook's cache put, if any, and names the cause. */
-static nt_status write_failed(nt_reply *rep, cache_hook *h, const char *user_id, nt_status st)
+/* A failed write: names the cause when it was the cache. */
+static nt_status write_failed(nt_reply *rep, cache_hook *h, nt_status st)
 {
-    cache_undo(h, user_id);
-    if (st == NT_EUNAVAIL)
+    if (h->failed)
         return nt_reply_fail(rep, st, "the session cache is unavailable; nothing was changed");
     return st;
 }
@@ -168,11 +173,11 @@ static nt_status users_upsert(void *vctx, const nt_request *req, nt_reply *rep)
         if (st != NT_OK)
             goto out;
     }
-    cache_hook hook = {ctx, false};
+    cache_hook hook = {ctx, false, false};
     st = auth_store_upsert(ctx->store, req->user, username, email, avatar, cache_before_commit,
-                           &hook, &p);
+                           cache_after_rollback, &hook, &p);
     if (st != NT_OK) {
-        st = write_failed(rep, &hook, req->user, st);
+        st = write_failed(rep, &hook, st);
         goto out;
     }
     st = reply_profile(rep, &p);
@@ -206,12 +211,12 @@ static nt_status users_get(void *vctx, const nt_request *req, nt_reply *rep)
         char *username = NULL, *email = NULL, *avatar = NULL;
         st = auth_clerk_fetch(ctx->clerk_api_url, ctx->clerk_secret, req->user, &username, &email,
                               &avatar, rep->message, sizeof(rep->message));
-        cache_hook hook = {ctx, false};
+        cache_hook hook = {ctx, false, false};
         if (st == NT_OK) {
             st = auth_store_upsert(ctx->store, req->user, username, email, avatar,
-                                   cache_before_commit, &hook, &p);
+                                   cache_before_commit, cache_after_rollback, &hook, &p);
             if (st != NT_OK)
-                st = write_failed(rep, &hook, req->user, st);
+                st = write_failed(rep, &hook, st);
         }
         free(username);
         free(email);
@@ -275,16 +280,16 @@ static nt_status users_update(void *vctx, const nt_request *req, nt_reply *rep)
                 goto out;
         }
     }
-    cache_hook hook = {ctx, false};
+    cache_hook hook = {ctx, false, false};
     st = auth_store_update(ctx->store, req->user, username, set_avatar, avatar, cache_before_commit,
-                           &hook, &p);
+                           cache_after_rollback, &hook, &p);
     if (st == NT_ENOTFOUND) {
         st = nt_reply_fail(rep, NT_ENOTFOUND,
                            "no profile for this user yet; create it with POST /api/users");
         goto out;
     }
     if (st != NT_OK) {
-        st = write_failed(rep, &hook, req->user, st);
+        st = write_failed(rep, &hook, st);
         goto out;
     }
     st = reply_profile(rep, &p);
@@ -335,11 +340,11 @@ static nt_status dev_token(void *vctx, const nt_request *req, nt_reply *rep)
     auth_local_user_id(username, user_id);
     snprintf(email, sizeof(email), "%s@natter.local", user_id);
     /* The profile exists from the first token on, so /api/users/me answers at once. */
-    cache_hook hook = {ctx, false};
+    cache_hook hook = {ctx, false, false};
     st = auth_store_insert_if_absent(ctx->store, user_id, username, email, cache_before_commit,
-                                     &hook, &p);
+                                     cache_after_rollback, &hook, &p);
     if (st != NT_OK) {
-        st = write_failed(rep, &hook, user_id, st);
+        st = write_failed(rep, &hook, st);
         goto out;
     }
     int64_t expires_at = 0;

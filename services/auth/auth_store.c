@@ -109,7 +109,7 @@ static nt_status exec_locked(sqlite3 *db, const char *sql, const char *const *pa
  * orders writers across processes too. */
 static nt_status write_txn(nt_store *st, const char *sql, const char *const *params, int n,
                            const char *user_id, bool must_change, auth_before_commit hook,
-                           void *arg, auth_profile *out)
+                           auth_after_rollback undo, void *arg, auth_profile *out)
 {
     sqlite3 *db = nt_store_lock(st);
     nt_status r = nt_store_status(sqlite3_exec(db, "BEGIN IMMEDIATE", NULL, NULL, NULL));
@@ -125,14 +125,19 @@ static nt_status write_txn(nt_store *st, const char *sql, const char *const *par
         r = NT_ENOTFOUND;
     if (r == NT_OK)
         r = select_locked(db, user_id, &p);
-    if (r == NT_OK && hook != NULL)
+    bool hooked = false;
+    if (r == NT_OK && hook != NULL) {
         r = hook(arg, &p);
+        hooked = r == NT_OK;
+    }
     if (r == NT_OK && sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         nt_log_error("auth", "store commit failed err=\"%s\"", sqlite3_errmsg(db));
         r = NT_EINTERNAL;
     }
     if (r != NT_OK) {
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+        if (hooked && undo != NULL)
+            undo(arg, user_id);
         auth_profile_clear(&p);
     }
     nt_store_unlock(st);
@@ -143,7 +148,7 @@ static nt_status write_txn(nt_store *st, const char *sql, const char *const *par
 
 nt_status auth_store_upsert(nt_store *st, const char *user_id, const char *username,
                             const char *email, const char *avatar, auth_before_commit hook,
-                            void *arg, auth_profile *out)
+                            auth_after_rollback undo, void *arg, auth_profile *out)
 {
     char id[NT_ID_LEN];
     nt_id_new(id);
@@ -153,12 +158,12 @@ nt_status auth_store_upsert(nt_store *st, const char *user_id, const char *usern
                      "VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (clerk_user_id) DO UPDATE "
                      "SET username = excluded.username, email = excluded.email, "
                      "avatar_url = excluded.avatar_url, updated_at = CURRENT_TIMESTAMP",
-                     params, 5, user_id, false, hook, arg, out);
+                     params, 5, user_id, false, hook, undo, arg, out);
 }
 
 nt_status auth_store_insert_if_absent(nt_store *st, const char *user_id, const char *username,
-                                      const char *email, auth_before_commit hook, void *arg,
-                                      auth_profile *out)
+                                      const char *email, auth_before_commit hook,
+                                      auth_after_rollback undo, void *arg, auth_profile *out)
 {
     char id[NT_ID_LEN];
     nt_id_new(id);
@@ -166,12 +171,12 @@ nt_status auth_store_insert_if_absent(nt_store *st, const char *user_id, const c
     return write_txn(st,
                      "INSERT INTO users (id, clerk_user_id, username, email) "
                      "VALUES (?1, ?2, ?3, ?4) ON CONFLICT (clerk_user_id) DO NOTHING",
-                     params, 4, user_id, false, hook, arg, out);
+                     params, 4, user_id, false, hook, undo, arg, out);
 }
 
 nt_status auth_store_update(nt_store *st, const char *user_id, const char *username,
-                            bool set_avatar, const char *avatar, auth_before_commit hook, void *arg,
-                            auth_profile *out)
+                            bool set_avatar, const char *avatar, auth_before_commit hook,
+                            auth_after_rollback undo, void *arg, auth_profile *out)
 {
     /* COALESCE keeps the username when none is given; the flag decides the avatar. */
     const char *params[] = {user_id, username, set_avatar ? "1" : "0", avatar};
@@ -179,5 +184,5 @@ nt_status auth_store_update(nt_store *st, const char *user_id, const char *usern
                      "UPDATE users SET username = COALESCE(?2, username), "
                      "avatar_url = CASE WHEN ?3 = '1' THEN ?4 ELSE avatar_url END, "
                      "updated_at = CURRENT_TIMESTAMP WHERE clerk_user_id = ?1",
-                     params, 4, user_id, true, hook, arg, out);
+                     params, 4, user_id, true, hook, undo, arg, out);
 }
