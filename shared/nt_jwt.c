@@ -433,8 +433,14 @@ static void fetch_once_locked(nt_verifier *v)
     if (st == NT_OK)
         st = parse_jwks(json, len, &keys, &nkeys);
     free(json);
-    if (st != NT_OK)
+    if (st == NT_OK && nkeys == 0) {
+        /* A JWKS with no usable RS256 key verifies nothing: a failure, so
+         * the prefetch keeps trying and /readyz does not wait forever. */
+        nt_log_warn("jwt", "JWKS has no usable RS256 signing key");
+        st = NT_EUNAVAIL;
+    } else if (st != NT_OK) {
         nt_log_warn("jwt", "JWKS fetch failed status=%s", nt_status_str(st));
+    }
 
     pthread_mutex_lock(&v->mu);
     v->busy = false;

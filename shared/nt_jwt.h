@@ -44,7 +44,8 @@ typedef struct {
      * negative is NT_EINVAL. */
     int fetch_wait_ms;
     /* Fetch once right at creation instead of on the first token, and after a
-     * failure retry every min(cool-down, 5 s) until a fetch succeeds. */
+     * failure retry after 250 ms, doubling up to min(cool-down, 5 s), until a
+     * fetch succeeds. A JWKS with no usable RS256 key counts as a failure. */
     bool prefetch;
 } nt_verifier_opts;
 

@@ -964,16 +964,37 @@ Test(jwt, uses_only_rs256_signing_jwks)
     cJSON_AddItemToArray(arr, jwk);
     cJSON_AddItemToArray(arr, cJSON_CreateString("not a key"));
     cJSON_AddItemToArray(arr, cJSON_Parse("{\"kty\":\"EC\",\"kid\":\"ins_ec\",\"crv\":\"P-256\"}"));
+
+    /* Only unusable keys: the fetch counts as failed, nothing verifies. */
+    fake_jwks f0;
+    fake_init(&f0, nt_json_print(doc));
+    nt_verifier_opts o0 = jwks_opts(&f0);
+    nt_verifier *v0 = make_verifier(&o0);
+    char *tok = mint(key_a, KID_A, payload_json(NULL));
+    nt_claims c;
+    char reason[REASONS];
+    cr_assert_eq(check(v0, tok, &c, reason), NT_EUNAVAIL, "%s", reason);
+    cr_assert_not(nt_verifier_ready(v0));
+    free(tok);
+    nt_verifier_destroy(v0);
+    fake_fini(&f0);
+
+    /* Beside one good key, the unusable ones are skipped. */
+    cr_assert_eq(nt_jwk_from_key(key_b, "ins_good", &jwk), NT_OK);
+    cJSON_AddItemToArray(arr, jwk);
     fake_jwks f;
     fake_init(&f, nt_json_print(doc));
     cJSON_Delete(doc);
     nt_verifier_opts o = jwks_opts(&f);
     nt_verifier *v = make_verifier(&o);
-    char *tok = mint(key_a, KID_A, payload_json(NULL));
+    tok = mint(key_a, KID_A, payload_json(NULL));
     expect_refused(v, tok, "unknown key id");
     free(tok);
     tok = mint(key_b, KID_B, payload_json(NULL));
     expect_refused(v, tok, "unknown key id");
+    free(tok);
+    tok = mint(key_b, "ins_good", payload_json(NULL));
+    expect_ok(v, tok);
     free(tok);
     nt_verifier_destroy(v);
     fake_fini(&f);
