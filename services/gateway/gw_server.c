@@ -41,12 +41,14 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MOD              "gateway"
-#define RATE_MAX_KEYS    65536
-#define READY_TIMEOUT_MS 1000
-#define READY_SUBJECT    "$SRV.PING.auth"
-#define MAX_QUERY        16
-#define JSON_TYPE        "application/json"
+#define MOD               "gateway"
+#define RATE_MAX_KEYS     65536
+#define READY_TIMEOUT_MS  1000
+#define READY_SUBJECT     "$SRV.PING.auth"
+#define MAX_QUERY         16
+#define DISCARD_MAX_BYTES (8u * 1024 * 1024)
+#define DISCARD_MAX_MS    2000
+#define JSON_TYPE         "application/json"
 /* Per connection, MHD keeps the request line, every header and its own
  * parsed copies (cookies included) in one pool of this size; 32 KiB (its
  * default) fails on a browser's 12-16 KB cookie jar with a 431 or a dropped
@@ -80,7 +82,9 @@ struct gw_server {
     unsigned long long log_dropped;
 };
 
-typedef enum { ST_HEADERS, ST_BODY, ST_WAITING, ST_ANSWERED } conn_state;
+/* ST_DISCARD: a 413 went out mid-body; the rest is read and dropped for a
+ * bounded time, so the client reads the answer instead of a reset. */
+typedef enum { ST_HEADERS, ST_BODY, ST_WAITING, ST_ANSWERED, ST_DISCARD } conn_state;
 
 /* What the final call does. Successful answers wait for it (a response queued
  * before the request is read closes the connection); refusals do not. */
@@ -100,7 +104,9 @@ typedef struct {
     char service[64];                         /* of the pending request, for errors */
     gw_match match;
     nt_buf body;
-    uint64_t body_seen; /* bytes received, kept or not */
+    uint64_t body_seen;    /* bytes received, kept or not */
+    uint64_t discard_max;  /* ST_DISCARD: close once body_seen passes this */
+    int64_t discard_until; /* ST_DISCARD: or once the monotonic clock passes this */
     /* The reply, written by on_reply under mu, read after the resume. */
     pthread_mutex_t mu;
     bool sent;
@@ -426,9 +432,13 @@ static nt_status authenticate(gw_conn *c, enum MHD_Result *ret)
     if (st == NT_EUNAVAIL) {
         nt_log_warn(MOD, "cannot verify tokens: signing keys unavailable request_id=%s",
                     c->request_id);
-        /* The keys are being fetched: worth a retry in a second. */
-        *ret = send_error(c, NT_EUNAVAIL,
-                          "cannot verify the token now: signing keys are being fetched", 1000);
+        /* Being fetched: worth a retry in a second. The last fetch failed:
+         * the next try is up to 5 s away. */
+        bool fetching = strstr(reason, "being fetched") != NULL;
+        char msg[NT_ERRMSG_LEN];
+        snprintf(msg, sizeof(msg), "cannot verify the token now: %s",
+                 reason[0] ? reason : "signing keys are unavailable");
+        *ret = send_error(c, NT_EUNAVAIL, msg, fetching ? 1000 : 5000);
         goto out;
     }
     if (st != NT_OK) {
@@ -463,9 +473,11 @@ static void append_header_cb(void *ctx, const char *name, const char *value)
     (void)nt_buf_append(b, "\r\n", 2);
 }
 
-/* Answers 413 in the middle of a body (chunked: its size was not declared)
- * and returns MHD_NO, so that MHD closes the connection now instead of
- * reading the rest. MHD 0.9.75 refuses MHD_queue_response while a body is
+/* Answers 413 in the middle of a body (chunked: its size was not declared).
+ * The rest of the body is then read and dropped for at most DISCARD_MAX_MS
+ * or DISCARD_MAX_BYTES before the connection is closed, never kept: a client
+ * that only reads after sending still gets the answer rather than a reset,
+ * and a client that sends forever is cut off. MHD 0.9.75 refuses MHD_queue_response while a body is
  * being read (only before it, or after all of it), so the response is written
  * to the socket here. That is safe: the connection is plain TCP, and MHD
  * writes nothing while it reads a body (a 100 Continue went out before the
@@ -494,17 +506,34 @@ static enum MHD_Result abort_too_big(gw_conn *c)
     const union MHD_ConnectionInfo *ci =
         MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     ssize_t sent = -1;
-    if (fits && ci != NULL) {
+    if (fits && ci != NULL)
         sent = send(ci->connect_fd, b.data, b.len, MSG_NOSIGNAL | MSG_DONTWAIT);
-        /* FIN right after the answer: the client sees a complete response
-         * even though MHD's close finds unread bytes and resets. */
-        shutdown(ci->connect_fd, SHUT_WR);
-    }
-    c->state = ST_ANSWERED;
+    bool whole = sent == (ssize_t)b.len;
     c->status = MHD_HTTP_CONTENT_TOO_LARGE;
-    c->bytes = sent == (ssize_t)b.len ? body.len : 0;
+    c->bytes = whole ? body.len : 0;
     nt_buf_free(&b);
     nt_buf_free(&body);
+    if (!whole) {
+        /* The answer did not go out whole: nothing better than closing now. */
+        c->state = ST_ANSWERED;
+        return MHD_NO;
+    }
+    /* Read and drop what the client is still sending, for a while, so a
+     * client that reads only after sending sees the 413 and not a reset. */
+    c->state = ST_DISCARD;
+    c->discard_max = c->body_seen + DISCARD_MAX_BYTES;
+    c->discard_until = nt_clock_mono_ms() + DISCARD_MAX_MS;
+    return MHD_YES;
+}
+
+/* Ends a discard: FIN after the 413 already sent, then MHD closes. */
+static enum MHD_Result end_discard(gw_conn *c)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(c->mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (ci != NULL)
+        shutdown(ci->connect_fd, SHUT_WR);
+    c->state = ST_ANSWERED;
     return MHD_NO;
 }
 
@@ -578,6 +607,12 @@ static enum MHD_Result on_headers(gw_conn *c, const char *url, const char *metho
  * only to refuse it would let one client keep a worker busy at will. */
 static enum MHD_Result on_chunk(gw_conn *c, const char *data, size_t size)
 {
+    if (c->state == ST_DISCARD) {
+        c->body_seen += size;
+        if (c->body_seen > c->discard_max || nt_clock_mono_ms() > c->discard_until)
+            return end_discard(c);
+        return MHD_YES;
+    }
     if (c->state != ST_BODY)
         return MHD_YES;
     /* Every body counts against the cap; only NATS routes keep theirs. */
@@ -734,6 +769,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *mc, const ch
         return on_body_done(c, url);
     case ST_WAITING:
         return on_resumed(c);
+    case ST_DISCARD:
+        return end_discard(c); /* the whole body came: the 413 is already out */
     default:
         return MHD_YES; /* already answered */
     }
