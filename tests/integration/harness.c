@@ -338,3 +338,51 @@ bool h_wait_http(const char *url, long want_status, int timeout_ms)
     }
     return false;
 }
+
+void h_stack_env(h_stack *s, const char *const *extra)
+{
+    memset(s, 0, sizeof(*s));
+    snprintf(s->nats_url, sizeof(s->nats_url), "%s", h_nats_start());
+    int port = h_free_port();
+    snprintf(s->base, sizeof(s->base), "http://127.0.0.1:%d", port);
+    snprintf(s->vars[0], sizeof(s->vars[0]), "NATS_URL=%s", s->nats_url);
+    snprintf(s->vars[1], sizeof(s->vars[1]), "NATTER_HTTP_PORT=%d", port);
+    snprintf(s->vars[2], sizeof(s->vars[2]), "NATTER_DATA_DIR=%s/data", h_tmpdir());
+    snprintf(s->vars[3], sizeof(s->vars[3]), "NATTER_MIGRATIONS_DIR=%s/schemas/migrations",
+             h_root());
+    size_t n = 0;
+    for (int i = 0; i < 4; i++)
+        s->env[n++] = s->vars[i];
+    s->env[n++] = "NATTER_WEB_DIR=/nonexistent";
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++) {
+        cr_assert(n < sizeof(s->env) / sizeof(s->env[0]) - 1, "too many extra variables");
+        s->env[n++] = extra[i];
+    }
+    s->env[n] = NULL;
+}
+
+void h_stack_start(h_stack *s, const char *const *extra)
+{
+    h_stack_env(s, extra);
+    h_spawn("auth", s->env);
+    h_spawn("gateway", s->env);
+    char url[256];
+    snprintf(url, sizeof(url), "%s/readyz", s->base);
+    if (!h_wait_http(url, 200, 15000)) {
+        h_dump_logs();
+        cr_assert_fail("the stack did not become ready");
+    }
+}
+
+h_http h_api(const h_stack *s, const char *method, const char *path, const char *token,
+             const char *body)
+{
+    char url[512], auth[9000];
+    snprintf(url, sizeof(url), "%s%s", s->base, path);
+    const char *headers[3] = {"Content-Type: application/json", NULL, NULL};
+    if (token != NULL) {
+        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
+        headers[1] = auth;
+    }
+    return h_request(method, url, headers, body, body ? strlen(body) : 0);
+}

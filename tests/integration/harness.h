@@ -75,6 +75,27 @@ bool h_header(const h_http *r, const char *name, char *out, size_t outlen);
 /* Polls GET url until it answers want_status; false after timeout_ms. */
 bool h_wait_http(const char *url, long want_status, int timeout_ms);
 
+/* A whole local stack: nats-server, then auth and gateway with the usual
+ * environment (data and migrations under the temp dir and the repo). */
+typedef struct {
+    char base[128]; /* "http://127.0.0.1:<gateway port>" */
+    char nats_url[128];
+    const char *env[16]; /* NULL-terminated "K=V" list for h_spawn */
+    char vars[4][1200];  /* storage behind env */
+} h_stack;
+
+/* Starts nats-server and fills s (extra "K=V" entries, NULL-terminated,
+ * are appended to the environment; they must outlive s). Starts no service. */
+void h_stack_env(h_stack *s, const char *const *extra);
+
+/* h_stack_env, then auth and gateway, and waits until /readyz answers 200. */
+void h_stack_start(h_stack *s, const char *const *extra);
+
+/* method path (relative to s->base) with a JSON content type, an optional
+ * bearer token and an optional body. */
+h_http h_api(const h_stack *s, const char *method, const char *path, const char *token,
+             const char *body);
+
 /* The repository root (where tests run from), for paths like schemas/migrations. */
 const char *h_root(void);
 

@@ -71,17 +71,17 @@ static bool check_keyword(const cJSON *root, const cJSON *schema, const cJSON *k
         const char *ref = kw->valuestring;
         if (ref == NULL || strncmp(ref, "#/$defs/", 8) != 0)
             return fail(err, errlen, path, "unsupported $ref %s", ref ? ref : "?");
-        const cJSON *target =
-            cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(root, "$defs"), ref + 8);
+        const cJSON *target = cJSON_GetObjectItemCaseSensitive(
+            cJSON_GetObjectItemCaseSensitive(root, "$defs"), ref + 8);
         if (target == NULL)
             return fail(err, errlen, path, "no definition %s", ref);
         return check_at(root, target, v, path, err, errlen);
     }
     if (strcmp(k, "type") == 0) {
         if (cJSON_IsString(kw))
-            return is_type(v, kw->valuestring) ? true
-                                                : fail(err, errlen, path, "not of type %s",
-                                                       kw->valuestring);
+            return is_type(v, kw->valuestring)
+                       ? true
+                       : fail(err, errlen, path, "not of type %s", kw->valuestring);
         const cJSON *t;
         cJSON_ArrayForEach(t, kw)
         {

@@ -15,64 +15,26 @@
 #include <string.h>
 #include <time.h>
 
-static char base[128];
-static char env_nats[128], env_port[64], env_data[600], env_mig[1200];
-static const char *stack_env[16];
+static h_stack stack;
 
 static void fini(void)
 {
     h_stop_all();
 }
 
-/* Common environment for auth and gateway; extra entries are appended. */
-static void make_env(const char *const *extra)
-{
-    const char *url = h_nats_start();
-    int port = h_free_port();
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-    snprintf(env_nats, sizeof(env_nats), "NATS_URL=%s", url);
-    snprintf(env_port, sizeof(env_port), "NATTER_HTTP_PORT=%d", port);
-    snprintf(env_data, sizeof(env_data), "NATTER_DATA_DIR=%s/data", h_tmpdir());
-    snprintf(env_mig, sizeof(env_mig), "NATTER_MIGRATIONS_DIR=%s/schemas/migrations", h_root());
-    size_t n = 0;
-    stack_env[n++] = env_nats;
-    stack_env[n++] = env_port;
-    stack_env[n++] = env_data;
-    stack_env[n++] = env_mig;
-    stack_env[n++] = "NATTER_WEB_DIR=/nonexistent";
-    for (size_t i = 0; extra != NULL && extra[i] != NULL && n < 15; i++)
-        stack_env[n++] = extra[i];
-    stack_env[n] = NULL;
-}
-
 static h_proc *start_auth(void)
 {
-    return h_spawn("auth", stack_env);
+    return h_spawn("auth", stack.env);
 }
 
 static void start_stack(const char *const *extra)
 {
-    make_env(extra);
-    start_auth();
-    h_spawn("gateway", stack_env);
-    char url[256];
-    snprintf(url, sizeof(url), "%s/readyz", base);
-    if (!h_wait_http(url, 200, 15000)) {
-        h_dump_logs();
-        cr_assert_fail("the stack did not become ready");
-    }
+    h_stack_start(&stack, extra);
 }
 
 static h_http call(const char *method, const char *path, const char *token, const char *body)
 {
-    char url[512], auth[9000];
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    const char *headers[3] = {"Content-Type: application/json", NULL, NULL};
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        headers[1] = auth;
-    }
-    return h_request(method, url, headers, body, body ? strlen(body) : 0);
+    return h_api(&stack, method, path, token, body);
 }
 
 /* POST /api/dev/token for username; returns the token (malloc'd). */
@@ -119,7 +81,7 @@ static int count_instances(const char *service)
     natsConnection *nc = NULL;
     natsSubscription *sub = NULL;
     char inbox[64], subj[64];
-    cr_assert_eq(natsConnection_ConnectTo(&nc, env_nats + strlen("NATS_URL=")), NATS_OK);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
     snprintf(inbox, sizeof(inbox), "_INBOX.count.%ld", (long)time(NULL));
     snprintf(subj, sizeof(subj), "$SRV.PING.%s", service);
     cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, inbox), NATS_OK);
@@ -252,7 +214,7 @@ Test(auth, refuses_bad_profile_input_with_named_fields)
 Test(auth, profile_and_signing_key_survive_a_restart_of_auth)
 {
     start_stack(NULL);
-    h_proc *auth = h_spawn("auth", stack_env); /* a second instance shares the queue group */
+    h_proc *auth = h_spawn("auth", stack.env); /* a second instance shares the queue group */
     wait_instances("auth", 2);
     char *tok = dev_token("carol", NULL);
     h_http r = call("PUT", "/api/users/me", tok, "{\"username\":\"Carol K\"}");
@@ -270,7 +232,7 @@ Test(auth, profile_and_signing_key_survive_a_restart_of_auth)
 
     start_auth();
     char url[256];
-    snprintf(url, sizeof(url), "%s/readyz", base);
+    snprintf(url, sizeof(url), "%s/readyz", stack.base);
     cr_assert(h_wait_http(url, 200, 15000));
     /* The token minted before the restart still verifies: the key was reused. */
     r = call("GET", "/api/users/me", tok, NULL);
@@ -292,7 +254,7 @@ Test(auth, answers_nats_micro_discovery_and_keeps_the_session_cache)
     h_http_free(&r);
 
     natsConnection *nc = NULL;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, env_nats + strlen("NATS_URL=")), NATS_OK);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
     const char *subjects[] = {"$SRV.PING", "$SRV.PING.auth", "$SRV.INFO.auth", "$SRV.STATS.auth"};
     for (size_t i = 0; i < 4; i++) {
         natsMsg *m = NULL;
@@ -340,7 +302,7 @@ Test(auth, refuses_writes_it_cannot_cache_and_loses_nothing)
     /* Take the session cache away under auth's feet. */
     natsConnection *nc = NULL;
     jsCtx *js = NULL;
-    cr_assert_eq(natsConnection_ConnectTo(&nc, env_nats + strlen("NATS_URL=")), NATS_OK);
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
     cr_assert_eq(natsConnection_JetStream(&js, nc, NULL), NATS_OK);
     cr_assert_eq(js_DeleteKeyValue(js, "natter_sessions"), NATS_OK);
 

@@ -11,8 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static char base[128], nats_url[128];
-static char env_nats[160], env_port[64], env_data[600], env_mig[1200];
+static h_stack stack;
 
 static void fini(void)
 {
@@ -20,27 +19,6 @@ static void fini(void)
 }
 
 TestSuite(contract, .fini = fini, .timeout = 60);
-
-static void start_stack(void)
-{
-    snprintf(nats_url, sizeof(nats_url), "%s", h_nats_start());
-    int port = h_free_port();
-    snprintf(base, sizeof(base), "http://127.0.0.1:%d", port);
-    snprintf(env_nats, sizeof(env_nats), "NATS_URL=%s", nats_url);
-    snprintf(env_port, sizeof(env_port), "NATTER_HTTP_PORT=%d", port);
-    snprintf(env_data, sizeof(env_data), "NATTER_DATA_DIR=%s/data", h_tmpdir());
-    snprintf(env_mig, sizeof(env_mig), "NATTER_MIGRATIONS_DIR=%s/schemas/migrations", h_root());
-    const char *env[] = {env_nats, env_port, env_data, env_mig, "NATTER_WEB_DIR=/nonexistent",
-                         NULL};
-    h_spawn("auth", env);
-    h_spawn("gateway", env);
-    char url[256];
-    snprintf(url, sizeof(url), "%s/readyz", base);
-    if (!h_wait_http(url, 200, 15000)) {
-        h_dump_logs();
-        cr_assert_fail("the stack did not become ready");
-    }
-}
 
 /* Checks text against a schema file; for_data checks its "data" member
  * instead, after making sure that the envelope holds nothing else. */
@@ -65,23 +43,17 @@ static void expect_schema(const char *what, const char *text, const char *file, 
 
 static h_http call(const char *method, const char *path, const char *token, const char *body)
 {
-    char url[512], auth[9000];
-    snprintf(url, sizeof(url), "%s%s", base, path);
-    const char *headers[3] = {"Content-Type: application/json", NULL, NULL};
-    if (token != NULL) {
-        snprintf(auth, sizeof(auth), "Authorization: Bearer %s", token);
-        headers[1] = auth;
-    }
-    return h_request(method, url, headers, body, body ? strlen(body) : 0);
+    return h_api(&stack, method, path, token, body);
 }
 
 Test(contract, the_checker_refuses_what_it_should)
 {
     cJSON *s = schema_load("profile.schema.json");
     char err[512];
-    const char *good = "{\"id\":\"01a24497-dc77-70ed-aa85-f189627dd99d\",\"user_id\":\"user_1\","
-                       "\"username\":\"a\",\"email\":\"a@b.c\",\"avatar_url\":null,"
-                       "\"created_at\":\"2026-12-05T05:05:32Z\",\"updated_at\":\"2026-12-05T05:05:32Z\"}";
+    const char *good =
+        "{\"id\":\"01a24497-dc77-70ed-aa85-f189627dd99d\",\"user_id\":\"user_1\","
+        "\"username\":\"a\",\"email\":\"a@b.c\",\"avatar_url\":null,"
+        "\"created_at\":\"2026-12-05T05:05:32Z\",\"updated_at\":\"2026-12-05T05:05:32Z\"}";
     cJSON *v = cJSON_Parse(good);
     cr_assert(schema_check(s, s, v, err, sizeof(err)), "%s", err);
     cJSON_ReplaceItemInObject(v, "avatar_url", cJSON_CreateString("ftp://x"));
@@ -111,7 +83,7 @@ Test(contract, the_checker_refuses_what_it_should)
 
 Test(contract, rest_replies_match_their_schemas)
 {
-    start_stack();
+    h_stack_start(&stack, NULL);
     h_http r = call("POST", "/api/dev/token", NULL, "{\"username\":\"zoe\"}");
     cr_assert_eq(r.status, 200, "%s", r.body);
     expect_schema("POST /api/dev/token", r.body, "dev-token.schema.json", true);
@@ -154,34 +126,32 @@ Test(contract, rest_replies_match_their_schemas)
 
 Test(contract, nats_replies_match_their_schemas)
 {
-    start_stack();
+    h_stack_start(&stack, NULL);
     nt_nats *nc = NULL;
-    cr_assert_eq(nt_nats_connect(nats_url, "contract", 5000, &nc), NT_OK);
+    cr_assert_eq(nt_nats_connect(stack.nats_url, "contract", 5000, &nc), NT_OK);
     nt_response r;
     cr_assert_eq(nt_nats_request(nc, "chat.auth.jwks", NULL, "c-1", "{}", 2, 2000, &r), NT_OK);
     expect_schema("chat.auth.jwks", r.data, "jwks.schema.json", true);
     nt_response_free(&r);
-    cr_assert_eq(nt_nats_request(nc, "chat.auth.users.get", NULL, "c-2", "{}", 2, 2000, &r),
-                 NT_OK);
+    cr_assert_eq(nt_nats_request(nc, "chat.auth.users.get", NULL, "c-2", "{}", 2, 2000, &r), NT_OK);
     cr_assert_eq(r.http, 401);
     expect_schema("chat.auth.users.get without Chat-User", r.data, "error.schema.json", false);
     nt_response_free(&r);
-    cr_assert_eq(nt_nats_request(nc, "chat.auth.dev.token", NULL, "c-3", "{\"username\":\"q\"}",
-                                 16, 2000, &r),
+    cr_assert_eq(nt_nats_request(nc, "chat.auth.dev.token", NULL, "c-3", "{\"username\":\"q\"}", 16,
+                                 2000, &r),
                  NT_OK);
     expect_schema("chat.auth.dev.token", r.data, "dev-token.schema.json", true);
     nt_response_free(&r);
-    cr_assert_eq(nt_nats_request(nc, "chat.auth.users.get", "user_nobody", "c-4", "{}", 2, 2000,
-                                 &r),
-                 NT_OK);
+    cr_assert_eq(
+        nt_nats_request(nc, "chat.auth.users.get", "user_nobody", "c-4", "{}", 2, 2000, &r), NT_OK);
     cr_assert_eq(r.http, 404);
     expect_schema("chat.auth.users.get unknown", r.data, "error.schema.json", false);
     nt_response_free(&r);
 
     /* Discovery, checked against the three definitions. */
     cJSON *m = schema_load("micro.schema.json");
-    const char *verbs[][2] = {{"$SRV.PING.auth", "ping"}, {"$SRV.INFO.auth", "info"},
-                              {"$SRV.STATS.auth", "stats"}};
+    const char *verbs[][2] = {
+        {"$SRV.PING.auth", "ping"}, {"$SRV.INFO.auth", "info"}, {"$SRV.STATS.auth", "stats"}};
     for (size_t i = 0; i < 3; i++) {
         natsMsg *msg = NULL;
         cr_assert_eq(natsConnection_RequestString(&msg, nt_nats_raw(nc), verbs[i][0], "", 2000),
