@@ -97,28 +97,14 @@ nt_status nt_kv_map_key(const char *logical, nt_kv_class *cls, char *key, size_t
 
 /* Converts a nats.c failure. Timeouts and missing responders mean that the
  * server (or JetStream, or the bucket's leader) is unavailable: NT_EUNAVAIL. */
+/* As nt_nats_status, but a missing key is not found, and a cache call that
+ * ran out of time is the same as an unreachable cache. */
 static nt_status kv_status(natsStatus s)
 {
-    switch (s) {
-    case NATS_OK:
-        return NT_OK;
-    case NATS_NOT_FOUND:
+    if (s == NATS_NOT_FOUND)
         return NT_ENOTFOUND;
-    case NATS_TIMEOUT:
-    case NATS_NO_RESPONDERS:
-    case NATS_CONNECTION_CLOSED:
-    case NATS_CONNECTION_DISCONNECTED:
-    case NATS_NO_SERVER:
-    case NATS_NOT_YET_CONNECTED:
-    case NATS_STALE_CONNECTION:
-    case NATS_DRAINING:
-    case NATS_INSUFFICIENT_BUFFER:
-        return NT_EUNAVAIL;
-    case NATS_MAX_PAYLOAD:
-        return NT_ETOOBIG;
-    default:
-        return NT_EINTERNAL;
-    }
+    nt_status st = nt_nats_status(s);
+    return st == NT_ETIMEOUT ? NT_EUNAVAIL : st;
 }
 
 /* Binds the bucket, creating it when missing. Another process may create it

@@ -69,10 +69,9 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
-/* Converts a nats.c status for callers of this module. */
-static nt_status nats_to_nt(natsStatus s)
+nt_status nt_nats_status(int s)
 {
-    switch (s) {
+    switch ((natsStatus)s) {
     case NATS_OK:
         return NT_OK;
     case NATS_TIMEOUT:
@@ -400,7 +399,7 @@ nt_status nt_nats_publish(nt_nats *nc, const char *subject, const void *data, si
         return NT_EINVAL;
     if (len > INT_MAX)
         return NT_ETOOBIG;
-    return nats_to_nt(natsConnection_Publish(nc->conn, subject, data, (int)len));
+    return nt_nats_status(natsConnection_Publish(nc->conn, subject, data, (int)len));
 }
 
 nt_status nt_nats_request(nt_nats *nc, const char *subject, const char *user,
@@ -418,7 +417,7 @@ nt_status nt_nats_request(nt_nats *nc, const char *subject, const char *user,
     if (s == NATS_OK && natsMsg_IsNoResponders(rep))
         s = NATS_NO_RESPONDERS;
     if (s != NATS_OK) {
-        st = s == NATS_NO_RESPONDERS ? NT_EUNAVAIL : nats_to_nt(s);
+        st = s == NATS_NO_RESPONDERS ? NT_EUNAVAIL : nt_nats_status(s);
         goto out;
     }
     nt_response r;
@@ -640,8 +639,8 @@ static void svc_on_route(natsConnection *conn, natsSubscription *sub, natsMsg *m
             nt_log_warn(NATS_MOD, "reply failed subject=%s err=%s", req.subject,
                         natsStatus_GetText(s));
             if (counted == NT_OK) {
-                counted =
-                    nt_reply_fail(&rep, nats_to_nt(s), "reply not sent: %s", natsStatus_GetText(s));
+                counted = nt_reply_fail(&rep, nt_nats_status(s), "reply not sent: %s",
+                                        natsStatus_GetText(s));
             }
         }
     }
@@ -849,7 +848,7 @@ nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **
         }
     }
     if (s != NATS_OK) {
-        st = nats_to_nt(s);
+        st = nt_nats_status(s);
         goto out;
     }
     /* Make sure the server knows the subscriptions before callers send requests.
@@ -1075,7 +1074,7 @@ nt_status nt_requester_create(nt_nats *nc, nt_requester **out)
 
     natsStatus s = natsInbox_Create(&inbox);
     if (s != NATS_OK) {
-        st = nats_to_nt(s);
+        st = nt_nats_status(s);
         goto out;
     }
     rq->prefix = strdup(inbox);
@@ -1095,7 +1094,7 @@ nt_status nt_requester_create(nt_nats *nc, nt_requester **out)
     }
     if (s != NATS_OK) {
         nt_log_error(NATS_MOD, "requester subscribe failed err=%s", natsStatus_GetText(s));
-        st = nats_to_nt(s);
+        st = nt_nats_status(s);
         goto out;
     }
     NT_ASSERT(pthread_create(&rq->thread, NULL, rq_timer_main, rq) == 0);
@@ -1155,7 +1154,7 @@ nt_status nt_requester_send(nt_requester *rq, const char *subject, const char *u
         pthread_mutex_unlock(&rq->mu);
         if (mine != NULL) {
             free(mine);
-            return nats_to_nt(s);
+            return nt_nats_status(s);
         }
         /* Its deadline passed meanwhile and cb has run: that counts as sent. */
     }

@@ -58,6 +58,11 @@ void nt_nats_drain(nt_nats *nc, int timeout_ms);
 /* Closes (if still open) and frees. NULL is harmless. */
 void nt_nats_destroy(nt_nats *nc);
 
+/* The nt_status for a nats.c natsStatus (passed as int, so this header needs
+ * no nats.h): the one conversion, for this module and the other shared
+ * adapters over nats.c (nt_kv). */
+nt_status nt_nats_status(int s);
+
 /* The underlying nats.c connection, borrowed. For shared adapters only. */
 struct __natsConnection *nt_nats_raw(nt_nats *nc);
 

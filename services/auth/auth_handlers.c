@@ -8,7 +8,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#define BODY_MAX 16384
+#define BODY_MAX   16384
+#define NO_PROFILE "no profile for this user yet; create it with POST /api/users"
 
 /* ---- the session cache: session:{user} in KV, 24 h ----
  *
@@ -222,8 +223,7 @@ static nt_status users_get(void *vctx, const nt_request *req, nt_reply *rep)
         free(email);
         free(avatar);
     } else if (st == NT_ENOTFOUND) {
-        return nt_reply_fail(rep, NT_ENOTFOUND,
-                             "no profile for this user yet; create it with POST /api/users");
+        return nt_reply_fail(rep, NT_ENOTFOUND, NO_PROFILE);
     } else if (st == NT_OK) {
         cache_fill(ctx, &p);
     }
@@ -284,8 +284,7 @@ static nt_status users_update(void *vctx, const nt_request *req, nt_reply *rep)
     st = auth_store_update(ctx->store, req->user, username, set_avatar, avatar, cache_before_commit,
                            cache_after_rollback, &hook, &p);
     if (st == NT_ENOTFOUND) {
-        st = nt_reply_fail(rep, NT_ENOTFOUND,
-                           "no profile for this user yet; create it with POST /api/users");
+        st = nt_reply_fail(rep, NT_ENOTFOUND, NO_PROFILE);
         goto out;
     }
     if (st != NT_OK) {
