@@ -46,6 +46,7 @@ TEST_BINS :=
 include shared/shared.mk
 include services/auth/auth.mk
 include services/gateway/gateway.mk
+include services/rooms/rooms.mk
 include tests/tests.mk
 
 .PHONY: all bins setup setup-once run test test-unit test-integration check fmt clean bench

@@ -14,6 +14,17 @@ const gw_route gw_routes[] = {
     {"POST", "/api/users",              "chat.auth.users.upsert", GW_AUTH,                  NULL},
     {"GET",  "/api/users/me",           "chat.auth.users.get",   GW_AUTH,                   NULL},
     {"PUT",  "/api/users/me",           "chat.auth.users.update", GW_AUTH,                  NULL},
+    {"GET",    "/api/rooms",                           "chat.rooms.list",          GW_AUTH, "scope,q,limit,cursor"},
+    {"POST",   "/api/rooms",                           "chat.rooms.create",        GW_AUTH, NULL},
+    {"GET",    "/api/rooms/:room_id",                  "chat.rooms.get",           GW_AUTH, NULL},
+    {"PUT",    "/api/rooms/:room_id",                  "chat.rooms.update",        GW_AUTH, NULL},
+    {"DELETE", "/api/rooms/:room_id",                  "chat.rooms.delete",        GW_AUTH, NULL},
+    {"POST",   "/api/rooms/:room_id/join",             "chat.rooms.join",          GW_AUTH, NULL},
+    {"POST",   "/api/rooms/:room_id/leave",            "chat.rooms.leave",         GW_AUTH, NULL},
+    {"POST",   "/api/rooms/:room_id/invite",           "chat.rooms.invite",        GW_AUTH, NULL},
+    {"GET",    "/api/rooms/:room_id/members",          "chat.rooms.members",       GW_AUTH, "limit,cursor"},
+    {"PUT",    "/api/rooms/:room_id/members/:user_id", "chat.rooms.set_role",      GW_AUTH, NULL},
+    {"DELETE", "/api/rooms/:room_id/members/:user_id", "chat.rooms.remove_member", GW_AUTH, NULL},
 };
 /* clang-format on */
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

@@ -1,6 +1,8 @@
 /* Process, port and HTTP helpers for the integration tests. */
 #include "harness.h"
 
+#include <nats/nats.h>
+
 #include <arpa/inet.h>
 #include <criterion/criterion.h>
 #include <curl/curl.h>
@@ -365,13 +367,35 @@ void h_stack_start(h_stack *s, const char *const *extra)
 {
     h_stack_env(s, extra);
     h_spawn("auth", s->env);
+    h_spawn("rooms", s->env);
     h_spawn("gateway", s->env);
     char url[256];
     snprintf(url, sizeof(url), "%s/readyz", s->base);
-    if (!h_wait_http(url, 200, 15000)) {
+    if (!h_wait_http(url, 200, 15000) || !h_wait_service(s->nats_url, "rooms", 15000)) {
         h_dump_logs();
         cr_assert_fail("the stack did not become ready");
     }
+}
+
+bool h_wait_service(const char *nats_url, const char *name, int timeout_ms)
+{
+    natsConnection *nc = NULL;
+    natsMsg *reply = NULL;
+    char subject[128];
+    bool ok = false;
+    snprintf(subject, sizeof(subject), "$SRV.PING.%s", name);
+    for (int waited = 0; waited < timeout_ms && !ok; waited += 100) {
+        if (nc == NULL && natsConnection_ConnectTo(&nc, nats_url) != NATS_OK)
+            nc = NULL;
+        if (nc != NULL && natsConnection_RequestString(&reply, nc, subject, "", 200) == NATS_OK) {
+            ok = true;
+            natsMsg_Destroy(reply);
+            break;
+        }
+        usleep(100 * 1000);
+    }
+    natsConnection_Destroy(nc);
+    return ok;
 }
 
 h_http h_api(const h_stack *s, const char *method, const char *path, const char *token,

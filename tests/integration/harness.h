@@ -88,8 +88,13 @@ typedef struct {
  * are appended to the environment; they must outlive s). Starts no service. */
 void h_stack_env(h_stack *s, const char *const *extra);
 
-/* h_stack_env, then auth and gateway, and waits until /readyz answers 200. */
+/* h_stack_env, then auth, rooms and gateway, and waits until /readyz answers
+ * 200 and rooms answers $SRV.PING. */
 void h_stack_start(h_stack *s, const char *const *extra);
+
+/* Polls $SRV.PING.<name> on the NATS server at nats_url until an instance
+ * answers; false after timeout_ms. */
+bool h_wait_service(const char *nats_url, const char *name, int timeout_ms);
 
 /* method path (relative to s->base) with a JSON content type, an optional
  * bearer token and an optional body. */

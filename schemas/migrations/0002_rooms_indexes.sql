@@ -1,0 +1,17 @@
+-- Migration number: 0002 2026-12-05T07:00:00.000Z
+-- Indexes for the rooms service's queries.
+
+-- A user's rooms (GET /api/rooms) and membership checks by user.
+CREATE INDEX room_members_user ON room_members (user_id, room_id);
+
+-- Members of a room in joining order (member lists, the longest-standing member).
+CREATE INDEX room_members_room_joined ON room_members (room_id, joined_at);
+
+-- Public rooms to discover, by name without regard to case, then id (keyset paging).
+CREATE INDEX chat_rooms_public_name ON chat_rooms (name COLLATE NOCASE, id) WHERE is_private = 0;
+
+-- A room's newest message (last activity) and deleting a room's messages.
+CREATE INDEX messages_room_id ON messages (room_id, id);
+
+-- Invitations by username.
+CREATE INDEX users_username ON users (username);

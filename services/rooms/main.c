@@ -1,0 +1,120 @@
+/* rooms: chat_rooms and room_members, roles, invitations and the one
+ * authorisation table. Lifecycle only; the work is in the handlers. */
+#include "rooms.h"
+
+#include "nt_config.h"
+#include "nt_log.h"
+#include "nt_nats.h"
+
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+
+#define AUTH_TIMEOUT_MS 5000
+
+static const nt_cfg_spec specs[] = {
+    {"NATS_URL", NT_CFG_STR, "nats://127.0.0.1:4222", 0, 0, false, false,
+     "NATS servers, comma-separated"},
+    {"NATTER_DATA_DIR", NT_CFG_STR, "data", 0, 0, false, false, "directory for the SQLite file"},
+    {"NATTER_DB_PATH", NT_CFG_STR, NULL, 0, 0, false, false,
+     "SQLite file (default: NATTER_DATA_DIR/natter.db)"},
+    {"NATTER_MIGRATIONS_DIR", NT_CFG_STR, "schemas/migrations", 0, 0, false, false,
+     "folder of NNNN_name.sql migrations"},
+    {"NATTER_KV_PREFIX", NT_CFG_STR, "natter", 0, 0, false, false, "prefix of the KV buckets"},
+    {"NATTER_KV_REPLICAS", NT_CFG_INT, "1", 1, 5, false, false, "replicas of each KV bucket"},
+    {"NATTER_ROOMS_CONCURRENCY", NT_CFG_INT, "4", 1, 64, false, false,
+     "requests of one rooms route handled at once per instance"},
+    {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false, "debug, info, warn or error"},
+};
+
+static nt_status publish(void *arg, const char *subject, const char *data, size_t len)
+{
+    return nt_nats_publish(arg, subject, data, len);
+}
+
+/* Asks auth for the caller's profile: auth creates it from Clerk when it can. */
+static nt_status ensure_user(void *arg, const char *user_id, const char *request_id)
+{
+    nt_response r = {0};
+    nt_status st = nt_nats_request(arg, "chat.auth.users.get", user_id, request_id, "{}", 2,
+                                   AUTH_TIMEOUT_MS, &r);
+    if (st == NT_OK && r.http != 200)
+        st = NT_ENOTFOUND;
+    nt_response_free(&r);
+    return st;
+}
+
+int main(void)
+{
+    int rc = 1;
+    nt_store *store = NULL;
+    nt_nats *nc = NULL;
+    nt_kv *kv = NULL;
+    nt_service *svc = NULL;
+    char path[1024];
+
+    sigset_t sigs;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+
+    nt_config *cfg = nt_config_load_or_exit("rooms", specs, sizeof(specs) / sizeof(specs[0]));
+    nt_log_level level;
+    if (nt_log_level_parse(nt_config_str(cfg, "NATTER_LOG_LEVEL"), &level) != NT_OK) {
+        fprintf(stderr, "rooms: configuration error: NATTER_LOG_LEVEL: must be debug, info, "
+                        "warn or error\n");
+        nt_config_destroy(cfg);
+        return 2;
+    }
+    nt_log_set_level(level);
+    nt_config_log(cfg, "rooms");
+
+    const char *db = nt_config_str(cfg, "NATTER_DB_PATH");
+    if (db == NULL) {
+        snprintf(path, sizeof(path), "%s/natter.db", nt_config_str(cfg, "NATTER_DATA_DIR"));
+        db = path;
+    }
+    if (nt_store_open(db, nt_config_str(cfg, "NATTER_MIGRATIONS_DIR"), &store) != NT_OK)
+        goto out;
+    if (nt_nats_connect(nt_config_str(cfg, "NATS_URL"), "rooms", 10000, &nc) != NT_OK)
+        goto out;
+    if (nt_kv_open(nc, nt_config_str(cfg, "NATTER_KV_PREFIX"),
+                   (int)nt_config_int(cfg, "NATTER_KV_REPLICAS"), &kv) != NT_OK)
+        goto out;
+
+    rooms_ctx ctx = {
+        .store = store,
+        .kv = kv,
+        .publish = publish,
+        .publish_arg = nc,
+        .ensure_user = ensure_user,
+        .ensure_arg = nc,
+    };
+    nt_service_def def = {
+        .name = "rooms",
+        .version = "0.1.0",
+        .description = "Natter rooms, members, roles and authorisation",
+        .routes = rooms_routes,
+        .nroutes = rooms_nroutes,
+        .ctx = &ctx,
+        .concurrency = (unsigned)nt_config_int(cfg, "NATTER_ROOMS_CONCURRENCY"),
+    };
+    if (nt_service_start(nc, &def, &svc) != NT_OK)
+        goto out;
+    nt_log_info("rooms", "ready id=%s", nt_service_id(svc));
+
+    int sig = 0;
+    sigwait(&sigs, &sig);
+    nt_log_info("rooms", "stopping signal=%d", sig);
+    rc = 0;
+out:
+    nt_service_stop(svc, 5000);
+    nt_kv_close(kv);
+    if (nc != NULL)
+        nt_nats_drain(nc, 5000);
+    nt_nats_destroy(nc);
+    nt_store_close(store);
+    nt_config_destroy(cfg);
+    return rc;
+}

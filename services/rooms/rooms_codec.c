@@ -1,0 +1,221 @@
+/* The rooms service's JSON: rooms, members, the cached access state, field
+ * checks and paging cursors. The only file of the service that touches cJSON. */
+#include "rooms.h"
+
+#include "nt_b64.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const nt_text_rule rooms_name_rule = {.min_chars = 1, .max_chars = ROOMS_NAME_MAX};
+const nt_text_rule rooms_desc_rule = {
+    .min_chars = 0, .max_chars = ROOMS_DESC_MAX, .allow_newlines = true};
+
+cJSON *rooms_room_to_json(const rooms_room *r, bool with_role)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddStringToObject(j, "id", r->id);
+    cJSON_AddStringToObject(j, "name", r->name != NULL ? r->name : "");
+    nt_json_add_str_or_null(j, "description", r->description);
+    cJSON_AddBoolToObject(j, "is_private", r->is_private);
+    cJSON_AddStringToObject(j, "created_by", r->created_by);
+    cJSON_AddStringToObject(j, "created_at", r->created_at);
+    cJSON_AddNumberToObject(j, "member_count", (double)r->member_count);
+    if (with_role)
+        nt_json_add_str_or_null(j, "role", rooms_role_name(r->role));
+    cJSON_AddStringToObject(j, "last_activity_at", r->last_activity_at);
+    return j;
+}
+
+cJSON *rooms_member_to_json(const rooms_member *m)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddStringToObject(j, "room_id", m->room_id);
+    cJSON_AddStringToObject(j, "user_id", m->user_id);
+    cJSON_AddStringToObject(j, "username", m->username != NULL ? m->username : m->user_id);
+    nt_json_add_str_or_null(j, "avatar_url", m->avatar_url);
+    nt_json_add_str_or_null(j, "role", rooms_role_name(m->role));
+    cJSON_AddStringToObject(j, "joined_at", m->joined_at);
+    return j;
+}
+
+char *rooms_access_to_text(const rooms_access *a)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddStringToObject(j, "room_id", a->room_id);
+    cJSON_AddBoolToObject(j, "exists", a->exists);
+    if (a->exists) {
+        cJSON_AddBoolToObject(j, "is_private", a->is_private);
+        cJSON *arr = cJSON_AddArrayToObject(j, "members");
+        for (size_t i = 0; i < a->n; i++) {
+            cJSON *m = cJSON_CreateObject();
+            cJSON_AddStringToObject(m, "user_id", a->members[i].user_id);
+            cJSON_AddStringToObject(m, "role", rooms_role_name(a->members[i].role));
+            cJSON_AddItemToArray(arr, m);
+        }
+    }
+    char *s = nt_json_print(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+nt_status rooms_access_from_text(const char *text, size_t len, rooms_access *out)
+{
+    char err[NT_ERRMSG_LEN];
+    cJSON *j = NULL;
+    rooms_access a;
+    memset(&a, 0, sizeof(a));
+    nt_status st = nt_json_parse_object(text, len, &j, err, sizeof(err));
+    if (st != NT_OK)
+        return NT_EINVAL;
+    st = NT_EINVAL;
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "room_id");
+    const cJSON *ex = cJSON_GetObjectItemCaseSensitive(j, "exists");
+    if (!cJSON_IsString(id) || !nt_id_valid(id->valuestring) || !cJSON_IsBool(ex))
+        goto out;
+    snprintf(a.room_id, sizeof(a.room_id), "%s", id->valuestring);
+    a.exists = cJSON_IsTrue(ex);
+    if (a.exists) {
+        const cJSON *priv = cJSON_GetObjectItemCaseSensitive(j, "is_private");
+        const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "members");
+        if (!cJSON_IsBool(priv) || !cJSON_IsArray(arr))
+            goto out;
+        a.is_private = cJSON_IsTrue(priv);
+        int n = cJSON_GetArraySize(arr);
+        if (n > 0) {
+            a.members = calloc((size_t)n, sizeof(*a.members));
+            NT_ASSERT(a.members != NULL);
+        }
+        const cJSON *m;
+        cJSON_ArrayForEach(m, arr)
+        {
+            const cJSON *u = cJSON_GetObjectItemCaseSensitive(m, "user_id");
+            const cJSON *r = cJSON_GetObjectItemCaseSensitive(m, "role");
+            if (!cJSON_IsString(u) || !rooms_user_id_valid(u->valuestring) || !cJSON_IsString(r) ||
+                !rooms_role_parse(r->valuestring, &a.members[a.n].role))
+                goto out;
+            snprintf(a.members[a.n].user_id, sizeof(a.members[a.n].user_id), "%s", u->valuestring);
+            a.n++;
+        }
+    }
+    st = NT_OK;
+out:
+    cJSON_Delete(j);
+    if (st == NT_OK)
+        *out = a;
+    else
+        rooms_access_clear(&a);
+    return st;
+}
+
+bool rooms_user_id_valid(const char *s)
+{
+    size_t n = s != NULL ? strlen(s) : 0;
+    if (n == 0 || n >= ROOMS_USER_ID_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (!isalnum((unsigned char)s[i]) && s[i] != '_' && s[i] != '-')
+            return false;
+    }
+    return true;
+}
+
+nt_status rooms_get_room_id(const cJSON *body, char out[NT_ID_LEN], char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, "room_id");
+    if (v == NULL || cJSON_IsNull(v)) {
+        snprintf(err, errlen, "'room_id' is required");
+        return NT_EINVAL;
+    }
+    if (!cJSON_IsString(v) || !nt_id_valid(v->valuestring)) {
+        snprintf(err, errlen, "'room_id' is not a valid room id");
+        return NT_EINVAL;
+    }
+    memcpy(out, v->valuestring, NT_ID_LEN);
+    return NT_OK;
+}
+
+nt_status rooms_get_user_id(const cJSON *body, const char *key, bool required,
+                            char out[ROOMS_USER_ID_MAX], char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    if (v == NULL || cJSON_IsNull(v)) {
+        if (!required)
+            return NT_ENOTFOUND;
+        snprintf(err, errlen, "'%s' is required", key);
+        return NT_EINVAL;
+    }
+    if (!cJSON_IsString(v) || !rooms_user_id_valid(v->valuestring)) {
+        snprintf(err, errlen, "'%s' is not a valid user id", key);
+        return NT_EINVAL;
+    }
+    snprintf(out, ROOMS_USER_ID_MAX, "%s", v->valuestring);
+    return NT_OK;
+}
+
+nt_status rooms_get_limit(const cJSON *body, const char *key, long long def, long long max,
+                          long long *out, char *err, size_t errlen)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(body, key);
+    long long n = def;
+    if (cJSON_IsString(v)) {
+        const char *s = v->valuestring;
+        char *end = NULL;
+        errno = 0;
+        n = strtoll(s, &end, 10);
+        if (s[0] == '\0' || !isdigit((unsigned char)s[0]) || *end != '\0' || errno != 0)
+            n = -1;
+    } else if (cJSON_IsNumber(v)) {
+        double d = v->valuedouble;
+        n = d >= 1 && d <= (double)max && d == (double)(long long)d ? (long long)d : -1;
+    } else if (v != NULL && !cJSON_IsNull(v)) {
+        n = -1;
+    }
+    if (n < 1 || n > max) {
+        snprintf(err, errlen, "'%s' must be an integer from 1 to %lld", key, max);
+        return NT_EINVAL;
+    }
+    *out = n;
+    return NT_OK;
+}
+
+char *rooms_cursor_encode(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    char *raw = malloc(la + lb + 2);
+    NT_ASSERT(raw != NULL);
+    memcpy(raw, a, la);
+    raw[la] = '\x1f';
+    memcpy(raw + la + 1, b, lb + 1);
+    char *out = nt_b64url_encode(raw, la + lb + 1);
+    free(raw);
+    return out;
+}
+
+nt_status rooms_cursor_decode(const char *cursor, char **a, char **b)
+{
+    unsigned char *raw = NULL;
+    size_t len = 0;
+    if (cursor == NULL || strlen(cursor) > 1024 ||
+        nt_b64url_decode(cursor, strlen(cursor), &raw, &len) != NT_OK)
+        return NT_EINVAL;
+    const char *sep = memchr(raw, '\x1f', len);
+    /* Exactly one separator, no NUL, valid UTF-8 on both sides. */
+    if (sep == NULL || memchr(sep + 1, '\x1f', len - (size_t)(sep - (char *)raw) - 1) != NULL ||
+        memchr(raw, '\0', len) != NULL || !nt_utf8_valid((char *)raw, len)) {
+        free(raw);
+        return NT_EINVAL;
+    }
+    size_t la = (size_t)(sep - (char *)raw);
+    *a = strndup((char *)raw, la);
+    *b = strdup(sep + 1);
+    NT_ASSERT(*a != NULL && *b != NULL);
+    free(raw);
+    return NT_OK;
+}

@@ -1,0 +1,579 @@
+/* Every SQL statement of the rooms service, parameterised. Runs inside the
+ * transactions of rooms_txn_begin / rooms_read_begin, with the store's lock held. */
+#include "rooms.h"
+
+#include "nt_clock.h"
+#include "nt_log.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD "rooms"
+
+/* Every time the service writes or returns has one form; older rows written
+ * by CURRENT_TIMESTAMP ("YYYY-MM-DD HH:MM:SS") are read through the same. */
+#define ISO(col) "strftime('%Y-%m-%dT%H:%M:%fZ'," col ")"
+
+void rooms_now(char out[ROOMS_TIME_LEN])
+{
+    char buf[NT_ISO8601_LEN];
+    nt_clock_iso8601(nt_clock_now_ms(), buf);
+    snprintf(out, ROOMS_TIME_LEN, "%.24s", buf);
+}
+
+void rooms_room_clear(rooms_room *r)
+{
+    free(r->name);
+    free(r->description);
+    memset(r, 0, sizeof(*r));
+}
+
+void rooms_member_clear(rooms_member *m)
+{
+    free(m->username);
+    free(m->avatar_url);
+    memset(m, 0, sizeof(*m));
+}
+
+void rooms_access_clear(rooms_access *a)
+{
+    free(a->members);
+    memset(a, 0, sizeof(*a));
+}
+
+rooms_role rooms_access_role(const rooms_access *a, const char *user_id)
+{
+    for (size_t i = 0; i < a->n; i++) {
+        if (strcmp(a->members[i].user_id, user_id) == 0)
+            return a->members[i].role;
+    }
+    return ROOMS_OUTSIDER;
+}
+
+#define LIST_PUSH(l)                                                                               \
+    do {                                                                                           \
+        if ((l)->n == (l)->cap) {                                                                  \
+            (l)->cap = (l)->cap ? (l)->cap * 2 : 8;                                                \
+            (l)->v = realloc((l)->v, (l)->cap * sizeof(*(l)->v));                                  \
+            NT_ASSERT((l)->v != NULL);                                                             \
+        }                                                                                          \
+        memset(&(l)->v[(l)->n], 0, sizeof(*(l)->v));                                               \
+        return &(l)->v[(l)->n++];                                                                  \
+    } while (0)
+
+rooms_room *rooms_room_list_push(rooms_room_list *l)
+{
+    LIST_PUSH(l);
+}
+
+rooms_member *rooms_member_list_push(rooms_member_list *l)
+{
+    LIST_PUSH(l);
+}
+
+void rooms_room_list_clear(rooms_room_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        rooms_room_clear(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+void rooms_member_list_clear(rooms_member_list *l)
+{
+    for (size_t i = 0; i < l->n; i++)
+        rooms_member_clear(&l->v[i]);
+    free(l->v);
+    memset(l, 0, sizeof(*l));
+}
+
+/* ---- transactions ---- */
+
+static nt_status begin(nt_store *st, sqlite3 **db, const char *sql)
+{
+    sqlite3 *d = nt_store_lock(st);
+    nt_status r = nt_store_status(sqlite3_exec(d, sql, NULL, NULL, NULL));
+    if (r != NT_OK) {
+        nt_log_error(MOD, "store begin failed err=\"%s\"", sqlite3_errmsg(d));
+        nt_store_unlock(st);
+        return r;
+    }
+    *db = d;
+    return NT_OK;
+}
+
+nt_status rooms_txn_begin(nt_store *st, sqlite3 **db)
+{
+    return begin(st, db, "BEGIN IMMEDIATE");
+}
+
+nt_status rooms_read_begin(nt_store *st, sqlite3 **db)
+{
+    return begin(st, db, "BEGIN");
+}
+
+nt_status rooms_txn_end(nt_store *st, sqlite3 *db, bool commit)
+{
+    nt_status r = NT_OK;
+    if (commit) {
+        r = nt_store_status(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL));
+        if (r != NT_OK)
+            nt_log_error(MOD, "store commit failed err=\"%s\"", sqlite3_errmsg(db));
+    }
+    if (!commit || r != NT_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
+    nt_store_unlock(st);
+    return r;
+}
+
+void rooms_read_end(nt_store *st, sqlite3 *db)
+{
+    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    nt_store_unlock(st);
+}
+
+/* ---- statements ---- */
+
+/* Prepares sql and binds text parameters (NULL binds NULL). */
+static nt_status prepare(sqlite3 *db, const char *sql, const char *const *params, int n,
+                         sqlite3_stmt **out)
+{
+    sqlite3_stmt *s = NULL;
+    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
+        nt_log_error(MOD, "store prepare failed err=\"%s\"", sqlite3_errmsg(db));
+        sqlite3_finalize(s);
+        return NT_EINTERNAL;
+    }
+    for (int i = 0; i < n; i++) {
+        if (params[i] != NULL)
+            sqlite3_bind_text(s, i + 1, params[i], -1, SQLITE_STATIC);
+        else
+            sqlite3_bind_null(s, i + 1);
+    }
+    *out = s;
+    return NT_OK;
+}
+
+static nt_status step_error(sqlite3 *db, int rc)
+{
+    nt_status st = nt_store_status(rc);
+    if (st != NT_ECONFLICT)
+        nt_log_error(MOD, "store step failed err=\"%s\"", sqlite3_errmsg(db));
+    return st;
+}
+
+/* Runs a statement that returns no rows. */
+static nt_status exec(sqlite3 *db, const char *sql, const char *const *params, int n)
+{
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db, sql, params, n, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+static char *dup_col(sqlite3_stmt *s, int col)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    if (t == NULL)
+        return NULL;
+    char *c = strdup((const char *)t);
+    NT_ASSERT(c != NULL);
+    return c;
+}
+
+static void copy_col(sqlite3_stmt *s, int col, char *out, size_t outlen)
+{
+    const unsigned char *t = sqlite3_column_text(s, col);
+    snprintf(out, outlen, "%s", t != NULL ? (const char *)t : "");
+}
+
+static rooms_role role_col(sqlite3_stmt *s, int col)
+{
+    rooms_role r = ROOMS_OUTSIDER;
+    const unsigned char *t = sqlite3_column_text(s, col);
+    if (t != NULL && !rooms_role_parse((const char *)t, &r))
+        r = ROOMS_MEMBER; /* the schema's default role */
+    return r;
+}
+
+/* The columns of a room as every query below selects them, caller fields
+ * included: ?1 is the caller (may be NULL). */
+#define ROOM_COLS                                                                                  \
+    "r.id, r.name, r.description, r.is_private, r.created_by, " ISO(                               \
+        "r.created_at") ", "                                                                       \
+                        "(SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id), "           \
+                        "(SELECT me.role FROM room_members me WHERE me.room_id = r.id AND "        \
+                        "me.user_id = ?1), "                                                       \
+                        "max(" ISO(                                                                \
+                            "r.created_at") ", "                                                   \
+                                            "coalesce((SELECT " ISO(                               \
+                                                "m.created_at") " FROM messages m WHERE "          \
+                                                                "m.room_id = r.id "                \
+                                                                "ORDER BY m.id DESC LIMIT 1), "    \
+                                                                "''), "                            \
+                                                                "coalesce((SELECT " ISO(           \
+                                                                    "max(j.joined_at)") " FROM "   \
+                                                                                        "room_"    \
+                                                                                        "members " \
+                                                                                        "j WHERE " \
+                                                                                        "j.room_"  \
+                                                                                        "id = "    \
+                                                                                        "r.id), "  \
+                                                                                        "'')) AS " \
+                                                                                        "last_"    \
+                                                                                        "activity" \
+                                                                                        " "
+
+static void room_from_row(sqlite3_stmt *s, rooms_room *r)
+{
+    copy_col(s, 0, r->id, sizeof(r->id));
+    r->name = dup_col(s, 1);
+    r->description = dup_col(s, 2);
+    r->is_private = sqlite3_column_int(s, 3) != 0;
+    copy_col(s, 4, r->created_by, sizeof(r->created_by));
+    copy_col(s, 5, r->created_at, sizeof(r->created_at));
+    r->member_count = sqlite3_column_int64(s, 6);
+    r->role = role_col(s, 7);
+    copy_col(s, 8, r->last_activity_at, sizeof(r->last_activity_at));
+}
+
+/* Runs a query of rooms, appending each row to out. */
+static nt_status query_rooms(sqlite3 *db, const char *sql, const char *const *params, int n,
+                             int limit, rooms_room_list *out)
+{
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db, sql, params, n, &s);
+    if (st != NT_OK)
+        return st;
+    if (limit > 0)
+        sqlite3_bind_int(s, n + 1, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        room_from_row(s, rooms_room_list_push(out));
+    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+nt_status rooms_db_room(sqlite3 *db, const char *room_id, const char *caller, rooms_room *out)
+{
+    const char *p[] = {caller, room_id};
+    rooms_room_list l = {0};
+    nt_status st =
+        query_rooms(db, "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.id = ?2", p, 2, 0, &l);
+    if (st == NT_OK && l.n == 0)
+        st = NT_ENOTFOUND;
+    if (st == NT_OK) {
+        *out = l.v[0];
+        l.n = 0; /* moved out */
+    }
+    rooms_room_list_clear(&l);
+    return st;
+}
+
+nt_status rooms_db_list_mine(sqlite3 *db, const char *user_id, const char *cur_time,
+                             const char *cur_id, int limit, rooms_room_list *out)
+{
+    static const char *sql =
+        "SELECT * FROM (SELECT " ROOM_COLS "FROM room_members mm JOIN chat_rooms r "
+        "ON r.id = mm.room_id WHERE mm.user_id = ?1) "
+        "WHERE ?2 IS NULL OR last_activity < ?2 OR (last_activity = ?2 AND id < ?3) "
+        "ORDER BY last_activity DESC, id DESC LIMIT ?4";
+    const char *p[] = {user_id, cur_time, cur_id};
+    return query_rooms(db, sql, p, 3, limit, out);
+}
+
+nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, const char *cur_name,
+                               const char *cur_id, int limit, rooms_room_list *out)
+{
+    static const char *sql = "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.is_private = 0 "
+                             "AND (?2 IS NULL OR r.name LIKE '%' || ?2 || '%' ESCAPE '\\') "
+                             "AND (?3 IS NULL OR r.name COLLATE NOCASE > ?3 "
+                             "     OR (r.name COLLATE NOCASE = ?3 AND r.id > ?4)) "
+                             "ORDER BY r.name COLLATE NOCASE, r.id LIMIT ?5";
+    char *like = NULL;
+    if (q != NULL) {
+        /* The filter is a plain substring: escape LIKE's own characters. */
+        size_t n = strlen(q), j = 0;
+        like = malloc(2 * n + 1);
+        NT_ASSERT(like != NULL);
+        for (size_t i = 0; i < n; i++) {
+            if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+                like[j++] = '\\';
+            like[j++] = q[i];
+        }
+        like[j] = '\0';
+    }
+    const char *p[] = {caller, like, cur_name, cur_id};
+    nt_status st = query_rooms(db, sql, p, 4, limit, out);
+    free(like);
+    return st;
+}
+
+nt_status rooms_db_role(sqlite3 *db, const char *room_id, const char *user_id, rooms_role *out)
+{
+    const char *p[] = {room_id, user_id};
+    sqlite3_stmt *s = NULL;
+    nt_status st =
+        prepare(db, "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = role_col(s, 0);
+    else if (rc == SQLITE_DONE)
+        *out = ROOMS_OUTSIDER;
+    else
+        st = step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+#define MEMBER_COLS                                                                                \
+    "m.room_id, m.user_id, coalesce(u.username, m.user_id), u.avatar_url, m.role, " ISO(           \
+        "m.joined_at") " AS joined "
+
+static void member_from_row(sqlite3_stmt *s, rooms_member *m)
+{
+    copy_col(s, 0, m->room_id, sizeof(m->room_id));
+    copy_col(s, 1, m->user_id, sizeof(m->user_id));
+    m->username = dup_col(s, 2);
+    m->avatar_url = dup_col(s, 3);
+    m->role = role_col(s, 4);
+    copy_col(s, 5, m->joined_at, sizeof(m->joined_at));
+}
+
+static nt_status query_members(sqlite3 *db, const char *sql, const char *const *params, int n,
+                               int limit, rooms_member_list *out)
+{
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db, sql, params, n, &s);
+    if (st != NT_OK)
+        return st;
+    if (limit > 0)
+        sqlite3_bind_int(s, n + 1, limit);
+    int rc;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
+        member_from_row(s, rooms_member_list_push(out));
+    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+nt_status rooms_db_member(sqlite3 *db, const char *room_id, const char *user_id, rooms_member *out)
+{
+    const char *p[] = {room_id, user_id};
+    rooms_member_list l = {0};
+    nt_status st = query_members(db,
+                                 "SELECT " MEMBER_COLS "FROM room_members m LEFT JOIN users u "
+                                 "ON u.clerk_user_id = m.user_id "
+                                 "WHERE m.room_id = ?1 AND m.user_id = ?2",
+                                 p, 2, 0, &l);
+    if (st == NT_OK && l.n == 0)
+        st = NT_ENOTFOUND;
+    if (st == NT_OK) {
+        *out = l.v[0];
+        l.n = 0;
+    }
+    rooms_member_list_clear(&l);
+    return st;
+}
+
+nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_time,
+                           const char *cur_id, int limit, rooms_member_list *out)
+{
+    static const char *sql =
+        "SELECT * FROM (SELECT " MEMBER_COLS ", m.rowid AS seq FROM room_members m "
+        "LEFT JOIN users u ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1) "
+        "WHERE ?2 IS NULL OR joined > ?2 OR (joined = ?2 AND user_id > ?3) "
+        "ORDER BY joined, user_id LIMIT ?4";
+    const char *p[] = {room_id, cur_time, cur_id};
+    return query_members(db, sql, p, 3, limit, out);
+}
+
+nt_status rooms_db_user_exists(sqlite3 *db, const char *user_id, bool *out)
+{
+    const char *p[] = {user_id};
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db, "SELECT 1 FROM users WHERE clerk_user_id = ?1", p, 1, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
+        *out = rc == SQLITE_ROW;
+    else
+        st = step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+nt_status rooms_db_user_by_name(sqlite3 *db, const char *username, char out[ROOMS_USER_ID_MAX])
+{
+    const char *p[] = {username};
+    sqlite3_stmt *s = NULL;
+    nt_status st =
+        prepare(db, "SELECT clerk_user_id FROM users WHERE username = ?1 LIMIT 2", p, 1, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_DONE) {
+        st = NT_ENOTFOUND;
+    } else if (rc != SQLITE_ROW) {
+        st = step_error(db, rc);
+    } else {
+        char id[ROOMS_USER_ID_MAX];
+        copy_col(s, 0, id, sizeof(id));
+        rc = sqlite3_step(s);
+        if (rc == SQLITE_ROW)
+            st = NT_ECONFLICT;
+        else if (rc != SQLITE_DONE)
+            st = step_error(db, rc);
+        else
+            memcpy(out, id, sizeof(id));
+    }
+    sqlite3_finalize(s);
+    return st;
+}
+
+nt_status rooms_db_insert_room(sqlite3 *db, const rooms_room *r)
+{
+    const char *p[] = {r->id,         r->name,      r->description, r->is_private ? "1" : "0",
+                       r->created_by, r->created_at};
+    return exec(
+        db,
+        "INSERT INTO chat_rooms (id, name, description, is_private, created_by, created_at) "
+        "VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), ?5, ?6)",
+        p, 6);
+}
+
+nt_status rooms_db_update_room(sqlite3 *db, const rooms_room *r)
+{
+    const char *p[] = {r->id, r->name, r->description, r->is_private ? "1" : "0"};
+    return exec(db,
+                "UPDATE chat_rooms SET name = ?2, description = ?3, "
+                "is_private = CAST(?4 AS INTEGER) WHERE id = ?1",
+                p, 4);
+}
+
+nt_status rooms_db_delete_room(sqlite3 *db, const char *room_id)
+{
+    const char *p[] = {room_id};
+    nt_status st = exec(db, "DELETE FROM messages WHERE room_id = ?1", p, 1);
+    if (st == NT_OK)
+        st = exec(db, "DELETE FROM room_members WHERE room_id = ?1", p, 1);
+    if (st == NT_OK)
+        st = exec(db, "DELETE FROM chat_rooms WHERE id = ?1", p, 1);
+    return st;
+}
+
+nt_status rooms_db_add_member(sqlite3 *db, const char *room_id, const char *user_id,
+                              rooms_role role, const char *joined_at)
+{
+    const char *p[] = {room_id, user_id, rooms_role_name(role), joined_at};
+    return exec(db,
+                "INSERT INTO room_members (room_id, user_id, role, joined_at) "
+                "VALUES (?1, ?2, ?3, ?4)",
+                p, 4);
+}
+
+nt_status rooms_db_set_role(sqlite3 *db, const char *room_id, const char *user_id, rooms_role role)
+{
+    const char *p[] = {room_id, user_id, rooms_role_name(role)};
+    return exec(db, "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2", p, 3);
+}
+
+nt_status rooms_db_remove_member(sqlite3 *db, const char *room_id, const char *user_id)
+{
+    const char *p[] = {room_id, user_id};
+    return exec(db, "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2);
+}
+
+nt_status rooms_db_count(sqlite3 *db, const char *room_id, rooms_role role, long long *out)
+{
+    const char *p[] = {room_id, rooms_role_name(role)};
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db,
+                           "SELECT COUNT(*) FROM room_members WHERE room_id = ?1 "
+                           "AND (?2 IS NULL OR role = ?2)",
+                           p, 2, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int64(s, 0);
+    else
+        st = step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOMS_USER_ID_MAX])
+{
+    const char *p[] = {room_id};
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db,
+                           "SELECT user_id FROM room_members WHERE room_id = ?1 "
+                           "ORDER BY " ISO("joined_at") ", rowid LIMIT 1",
+                           p, 1, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        copy_col(s, 0, out, ROOMS_USER_ID_MAX);
+    else if (rc == SQLITE_DONE)
+        st = NT_ENOTFOUND;
+    else
+        st = step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+nt_status rooms_db_access(sqlite3 *db, const char *room_id, rooms_access *out)
+{
+    rooms_access a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
+    const char *p[] = {room_id};
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db, "SELECT is_private FROM chat_rooms WHERE id = ?1", p, 1, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        a.exists = true;
+        a.is_private = sqlite3_column_int(s, 0) != 0;
+    } else if (rc != SQLITE_DONE) {
+        st = step_error(db, rc);
+    }
+    sqlite3_finalize(s);
+    s = NULL;
+    if (st != NT_OK || !a.exists)
+        goto out;
+    st = prepare(db, "SELECT user_id, role FROM room_members WHERE room_id = ?1", p, 1, &s);
+    if (st != NT_OK)
+        goto out;
+    size_t cap = 0;
+    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
+        if (a.n == cap) {
+            cap = cap ? cap * 2 : 16;
+            a.members = realloc(a.members, cap * sizeof(*a.members));
+            NT_ASSERT(a.members != NULL);
+        }
+        copy_col(s, 0, a.members[a.n].user_id, sizeof(a.members[a.n].user_id));
+        a.members[a.n].role = role_col(s, 1);
+        a.n++;
+    }
+    if (rc != SQLITE_DONE)
+        st = step_error(db, rc);
+    sqlite3_finalize(s);
+out:
+    if (st == NT_OK)
+        *out = a;
+    else
+        rooms_access_clear(&a);
+    return st;
+}
