@@ -1,6 +1,7 @@
 /* Process, port and HTTP helpers for the integration tests. */
 #include "harness.h"
 
+#include <cjson/cJSON.h>
 #include <nats/nats.h>
 
 #include <arpa/inet.h>
@@ -377,7 +378,7 @@ void h_stack_start(h_stack *s, const char *const *extra)
     }
 }
 
-bool h_wait_service(const char *nats_url, const char *name, int timeout_ms)
+bool h_wait_service(const char *url, const char *name, int timeout_ms)
 {
     natsConnection *nc = NULL;
     natsMsg *reply = NULL;
@@ -385,7 +386,7 @@ bool h_wait_service(const char *nats_url, const char *name, int timeout_ms)
     bool ok = false;
     snprintf(subject, sizeof(subject), "$SRV.PING.%s", name);
     for (int waited = 0; waited < timeout_ms && !ok; waited += 100) {
-        if (nc == NULL && natsConnection_ConnectTo(&nc, nats_url) != NATS_OK)
+        if (nc == NULL && natsConnection_ConnectTo(&nc, url) != NATS_OK)
             nc = NULL;
         if (nc != NULL && natsConnection_RequestString(&reply, nc, subject, "", 200) == NATS_OK) {
             ok = true;
@@ -409,4 +410,40 @@ h_http h_api(const h_stack *s, const char *method, const char *path, const char 
         headers[1] = auth;
     }
     return h_request(method, url, headers, body, body ? strlen(body) : 0);
+}
+
+char *h_dev_token(const h_stack *s, const char *username, char *user_id_out, size_t outlen)
+{
+    char body[256];
+    snprintf(body, sizeof(body), "{\"username\":\"%s\"}", username);
+    h_http r = h_api(s, "POST", "/api/dev/token", NULL, body);
+    cr_assert_eq(r.status, 200, "dev token: %ld %s", r.status, r.body);
+    cJSON *j = cJSON_Parse(r.body);
+    cJSON *d = cJSON_GetObjectItem(j, "data");
+    char *tok = strdup(cJSON_GetObjectItem(d, "token")->valuestring);
+    if (user_id_out != NULL)
+        snprintf(user_id_out, outlen, "%s", cJSON_GetObjectItem(d, "user_id")->valuestring);
+    cJSON_Delete(j);
+    h_http_free(&r);
+    return tok;
+}
+
+void h_data_str(const h_http *r, const char *key, char *out, size_t outlen)
+{
+    cJSON *j = cJSON_Parse(r->body);
+    cr_assert_not_null(j, "not JSON: %s", r->body);
+    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), key);
+    cr_assert(cJSON_IsString(v) || cJSON_IsNull(v), "data.%s missing in %s", key, r->body);
+    snprintf(out, outlen, "%s", cJSON_IsString(v) ? v->valuestring : "null");
+    cJSON_Delete(j);
+}
+
+void h_error_code(const h_http *r, const char *want)
+{
+    cJSON *j = cJSON_Parse(r->body);
+    cr_assert_not_null(j, "error body is not JSON: %s", r->body);
+    cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
+    cr_assert(cJSON_IsString(code), "no error.code in %s", r->body);
+    cr_assert_str_eq(code->valuestring, want, "body %s", r->body);
+    cJSON_Delete(j);
 }

@@ -92,14 +92,24 @@ void h_stack_env(h_stack *s, const char *const *extra);
  * 200 and rooms answers $SRV.PING. */
 void h_stack_start(h_stack *s, const char *const *extra);
 
-/* Polls $SRV.PING.<name> on the NATS server at nats_url until an instance
+/* Polls $SRV.PING.<name> on the NATS server at url until an instance
  * answers; false after timeout_ms. */
-bool h_wait_service(const char *nats_url, const char *name, int timeout_ms);
+bool h_wait_service(const char *url, const char *name, int timeout_ms);
 
 /* method path (relative to s->base) with a JSON content type, an optional
  * bearer token and an optional body. */
 h_http h_api(const h_stack *s, const char *method, const char *path, const char *token,
              const char *body);
+
+/* POST /api/dev/token for username; returns the token (malloc'd) and, when
+ * user_id_out is non-NULL, the user id. Asserts on failure. */
+char *h_dev_token(const h_stack *s, const char *username, char *user_id_out, size_t outlen);
+
+/* Copies data.<key> of a success body (a string, or "null") into out; asserts. */
+void h_data_str(const h_http *r, const char *key, char *out, size_t outlen);
+
+/* Asserts that r's body is an error envelope with error.code == want. */
+void h_error_code(const h_http *r, const char *want);
 
 /* The repository root (where tests run from), for paths like schemas/migrations. */
 const char *h_root(void);

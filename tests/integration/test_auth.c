@@ -37,42 +37,19 @@ static h_http call(const char *method, const char *path, const char *token, cons
     return h_api(&stack, method, path, token, body);
 }
 
-/* POST /api/dev/token for username; returns the token (malloc'd). */
 static char *dev_token(const char *username, char *user_id_out)
 {
-    char body[256];
-    snprintf(body, sizeof(body), "{\"username\":\"%s\"}", username);
-    h_http r = call("POST", "/api/dev/token", NULL, body);
-    cr_assert_eq(r.status, 200, "dev token: %ld %s", r.status, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    cJSON *d = cJSON_GetObjectItem(j, "data");
-    char *tok = strdup(cJSON_GetObjectItem(d, "token")->valuestring);
-    if (user_id_out != NULL)
-        strcpy(user_id_out, cJSON_GetObjectItem(d, "user_id")->valuestring);
-    cJSON_Delete(j);
-    h_http_free(&r);
-    return tok;
+    return h_dev_token(&stack, username, user_id_out, user_id_out ? 128 : 0);
 }
 
-/* The string at data.<key> of a reply body, copied into out. */
 static void data_str(const h_http *r, const char *key, char *out, size_t outlen)
 {
-    cJSON *j = cJSON_Parse(r->body);
-    cr_assert_not_null(j, "not JSON: %s", r->body);
-    cJSON *v = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "data"), key);
-    cr_assert(cJSON_IsString(v) || cJSON_IsNull(v), "data.%s missing in %s", key, r->body);
-    snprintf(out, outlen, "%s", cJSON_IsString(v) ? v->valuestring : "null");
-    cJSON_Delete(j);
+    h_data_str(r, key, out, outlen);
 }
 
 static void error_code(const h_http *r, const char *want)
 {
-    cJSON *j = cJSON_Parse(r->body);
-    cr_assert_not_null(j, "error body is not JSON: %s", r->body);
-    cJSON *code = cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "code");
-    cr_assert(cJSON_IsString(code), "no error.code in %s", r->body);
-    cr_assert_str_eq(code->valuestring, want, "body %s", r->body);
-    cJSON_Delete(j);
+    h_error_code(r, want);
 }
 
 /* How many instances of service answer $SRV.PING.<service> within 300 ms. */
