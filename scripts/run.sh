@@ -51,6 +51,7 @@ start() {
     pids+=($!)
 }
 start auth
+start rooms
 start gateway
 
 URL="http://localhost:$NATTER_HTTP_PORT"
@@ -70,10 +71,12 @@ cat <<MSG
     NATS:                 $NATS_URL
     data:                 $NATTER_DATA_DIR
 
-  Get a local token, then call the API with it:
+  Get a local token, then call the API with it (your profile, a new room, your rooms):
 
     TOKEN=\$(curl -s -X POST $URL/api/dev/token -H 'Content-Type: application/json' -d '{"username":"alice"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
     curl -s $URL/api/users/me -H "Authorization: Bearer \$TOKEN"
+    curl -s -X POST $URL/api/rooms -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"name":"general"}'
+    curl -s $URL/api/rooms -H "Authorization: Bearer \$TOKEN"
 
   Press Ctrl-C to stop.
 
