@@ -163,7 +163,8 @@ nt_status rooms_db_set_role(sqlite3 *db, const char *room_id, const char *user_i
 nt_status rooms_db_remove_member(sqlite3 *db, const char *room_id, const char *user_id);
 nt_status rooms_db_count(sqlite3 *db, const char *room_id, rooms_role role_or_outsider_for_all,
                          long long *out);
-/* The member who joined first (ties: first inserted); NT_ENOTFOUND when none. */
+/* The member who joined first (ties: the smaller user id, the order of the
+ * member list); NT_ENOTFOUND when none. */
 nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOMS_USER_ID_MAX]);
 
 /* The caller's rooms, newest activity first, after the cursor (NULLs: from

@@ -517,7 +517,7 @@ nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOM
     sqlite3_stmt *s = NULL;
     nt_status st = prepare(db,
                            "SELECT user_id FROM room_members WHERE room_id = ?1 "
-                           "ORDER BY " ISO("joined_at") ", rowid LIMIT 1",
+                           "ORDER BY " ISO("joined_at") ", user_id LIMIT 1",
                            p, 1, &s);
     if (st != NT_OK)
         return st;
