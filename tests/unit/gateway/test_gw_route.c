@@ -2,6 +2,7 @@
 #include "../../../services/gateway/gw_route.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 static const gw_route table[] = {
@@ -147,4 +148,101 @@ Test(gw_route, the_gateway_table_has_the_documented_routes)
             strcmp(gw_routes[i].pattern, "/api/dev/token") != 0)
             cr_assert(gw_routes[i].flags & GW_AUTH, "%s", gw_routes[i].pattern);
     }
+}
+
+Test(gw_route, the_gateway_table_has_the_eleven_rooms_routes)
+{
+    static const char *const room = "0190f5e2-7b1c-7c3d-8e4f-123456789abc";
+    gw_match m;
+    struct {
+        const char *method, *path, *subject, *query;
+        bool has_room, has_user;
+    } want[] = {
+        {"GET", "/api/rooms", "chat.rooms.list", "scope,q,limit,cursor", false, false},
+        {"POST", "/api/rooms", "chat.rooms.create", NULL, false, false},
+        {"GET", "/api/rooms/R", "chat.rooms.get", NULL, true, false},
+        {"PUT", "/api/rooms/R", "chat.rooms.update", NULL, true, false},
+        {"DELETE", "/api/rooms/R", "chat.rooms.delete", NULL, true, false},
+        {"POST", "/api/rooms/R/join", "chat.rooms.join", NULL, true, false},
+        {"POST", "/api/rooms/R/leave", "chat.rooms.leave", NULL, true, false},
+        {"POST", "/api/rooms/R/invite", "chat.rooms.invite", NULL, true, false},
+        {"GET", "/api/rooms/R/members", "chat.rooms.members", "limit,cursor", true, false},
+        {"PUT", "/api/rooms/R/members/user_2x-Y", "chat.rooms.set_role", NULL, true, true},
+        {"DELETE", "/api/rooms/R/members/user_2x-Y", "chat.rooms.remove_member", NULL, true, true},
+    };
+    size_t rooms_routes = 0;
+    for (size_t i = 0; i < gw_nroutes; i++) {
+        if (gw_routes[i].subject != NULL && strncmp(gw_routes[i].subject, "chat.rooms.", 11) == 0)
+            rooms_routes++;
+    }
+    cr_assert_eq(rooms_routes, sizeof(want) / sizeof(want[0]), "eleven rooms routes, no more");
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char path[256];
+        /* "R" stands for the room id. */
+        const char *r = strstr(want[i].path, "/R");
+        if (r != NULL)
+            snprintf(path, sizeof(path), "%.*s/%s%s", (int)(r - want[i].path), want[i].path, room,
+                     r + 2);
+        else
+            snprintf(path, sizeof(path), "%s", want[i].path);
+        for (int clerk = 0; clerk < 2; clerk++) {
+            cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, clerk, want[i].method, path, &m),
+                         GW_MATCH_OK, "%s %s", want[i].method, path);
+            cr_assert_str_eq(m.route->subject, want[i].subject, "%s %s", want[i].method, path);
+            cr_assert_eq(m.route->flags, GW_AUTH, "%s", want[i].subject);
+        }
+        if (want[i].query == NULL)
+            cr_assert_null(m.route->query, "%s", want[i].subject);
+        else
+            cr_assert_str_eq(m.route->query, want[i].query, "%s", want[i].subject);
+        cr_assert_eq(m.nparams, (size_t)want[i].has_room + want[i].has_user, "%s", path);
+        if (want[i].has_room) {
+            cr_assert_str_eq(m.params[0].key, "room_id");
+            cr_assert_str_eq(m.params[0].value, room);
+        }
+        if (want[i].has_user) {
+            cr_assert_str_eq(m.params[1].key, "user_id");
+            cr_assert_str_eq(m.params[1].value, "user_2x-Y");
+        }
+        /* HEAD works wherever GET does, and only there. */
+        gw_match_result head = gw_route_match(gw_routes, gw_nroutes, false, "HEAD", path, &m);
+        if (strcmp(want[i].method, "GET") == 0) {
+            cr_assert_eq(head, GW_MATCH_OK, "HEAD %s", path);
+            cr_assert_str_eq(m.route->subject, want[i].subject);
+            cr_assert_eq(m.nparams, (size_t)want[i].has_room, "HEAD %s", path);
+        } else if (strcmp(want[i].path, "/api/rooms") != 0 &&
+                   strcmp(want[i].path, "/api/rooms/R") != 0) {
+            cr_assert_eq(head, GW_MATCH_NO_METHOD, "HEAD %s", path);
+        }
+    }
+}
+
+Test(gw_route, rooms_paths_list_their_methods_in_table_order)
+{
+    gw_match m;
+    struct {
+        const char *method, *path, *allow;
+    } want[] = {
+        {"PATCH", "/api/rooms", "GET, HEAD, POST"},
+        {"POST", "/api/rooms/r1", "GET, HEAD, PUT, DELETE"},
+        {"PATCH", "/api/rooms/r1", "GET, HEAD, PUT, DELETE"},
+        {"GET", "/api/rooms/r1/members/u1", "PUT, DELETE"},
+        {"HEAD", "/api/rooms/r1/members/u1", "PUT, DELETE"},
+        {"POST", "/api/rooms/r1/members/u1", "PUT, DELETE"},
+        {"POST", "/api/rooms/r1/members", "GET, HEAD"},
+        {"GET", "/api/rooms/r1/join", "POST"},
+        {"DELETE", "/api/rooms/r1/leave", "POST"},
+        {"PUT", "/api/rooms/r1/invite", "POST"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, want[i].method, want[i].path, &m),
+                     GW_MATCH_NO_METHOD, "%s %s", want[i].method, want[i].path);
+        cr_assert_null(m.route);
+        cr_assert_str_eq(m.allow, want[i].allow, "%s %s", want[i].method, want[i].path);
+    }
+    const char *missing[] = {"/api/rooms/r1/members/u1/x", "/api/rooms/r1/kick", "/api/rooms/r1/",
+                             "/api/rooms/r1/members/", "/api/rooms//join"};
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++)
+        cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "GET", missing[i], &m),
+                     GW_MATCH_NO_PATH, "%s", missing[i]);
 }
