@@ -189,6 +189,28 @@ void rooms_now(char out[ROOMS_TIME_LEN]);
 /* with_role false leaves out "role" (event payloads are the same for everyone). */
 cJSON *rooms_room_to_json(const rooms_room *r, bool with_role);
 cJSON *rooms_member_to_json(const rooms_member *m);
+/* Pages: the first limit items of l (l holds one more when another page
+ * follows) and "next_cursor", built from the last item's keys (its name or
+ * last activity, and id; its joined_at and user id), or null. */
+cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name);
+cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit);
+/* {"room_id", "user_id"? (when non-NULL), <what>: true} */
+cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what);
+/* {"room_id", "left": true, "room_deleted", "new_admin"} */
+cJSON *rooms_left_to_json(const char *room_id, bool room_deleted, const char *new_admin);
+/* The reply of chat.rooms.authorize when the action is allowed. */
+cJSON *rooms_authorized_to_json(const char *room_id, const char *user_id, rooms_action action,
+                                rooms_role role, bool is_private);
+
+/* Event payloads (schemas/json/event-*.schema.json); by may be NULL where the
+ * schema allows null. */
+cJSON *rooms_joined_event(const rooms_member *m, const char *invited_by);
+cJSON *rooms_left_event(const rooms_member *m, const char *reason, const char *by);
+cJSON *rooms_role_event(const rooms_member *m, rooms_role previous, const char *by);
+cJSON *rooms_removed_event(const char *room_id, const char *reason, const char *by);
+cJSON *rooms_deleted_event(const char *room_id, const char *by);
+cJSON *rooms_invited_event(const rooms_room *room, const rooms_member *m, const char *by);
+
 char *rooms_access_to_text(const rooms_access *a);
 nt_status rooms_access_from_text(const char *text, size_t len, rooms_access *out);
 

@@ -14,6 +14,11 @@ const nt_text_rule rooms_name_rule = {.min_chars = 1, .max_chars = ROOMS_NAME_MA
 const nt_text_rule rooms_desc_rule = {
     .min_chars = 0, .max_chars = ROOMS_DESC_MAX, .allow_newlines = true};
 
+static const char *username_of(const rooms_member *m)
+{
+    return m->username != NULL ? m->username : m->user_id;
+}
+
 cJSON *rooms_room_to_json(const rooms_room *r, bool with_role)
 {
     cJSON *j = cJSON_CreateObject();
@@ -37,10 +42,146 @@ cJSON *rooms_member_to_json(const rooms_member *m)
     NT_ASSERT(j != NULL);
     cJSON_AddStringToObject(j, "room_id", m->room_id);
     cJSON_AddStringToObject(j, "user_id", m->user_id);
-    cJSON_AddStringToObject(j, "username", m->username != NULL ? m->username : m->user_id);
+    cJSON_AddStringToObject(j, "username", username_of(m));
     nt_json_add_str_or_null(j, "avatar_url", m->avatar_url);
     nt_json_add_str_or_null(j, "role", rooms_role_name(m->role));
     cJSON_AddStringToObject(j, "joined_at", m->joined_at);
+    return j;
+}
+
+/* A page of rooms or members: the first limit items of l (which may hold one
+ * more, meaning another page follows) and the cursor of the last one. */
+static cJSON *page(cJSON *items, const char *key, bool more, const char *a, const char *b)
+{
+    cJSON *d = cJSON_CreateObject();
+    NT_ASSERT(d != NULL);
+    cJSON_AddItemToObject(d, key, items);
+    if (more) {
+        char *c = rooms_cursor_encode(a, b);
+        cJSON_AddStringToObject(d, "next_cursor", c);
+        free(c);
+    } else {
+        cJSON_AddNullToObject(d, "next_cursor");
+    }
+    return d;
+}
+
+cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name)
+{
+    size_t n = l->n > limit ? limit : l->n;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, rooms_room_to_json(&l->v[i], true));
+    const rooms_room *last = n > 0 ? &l->v[n - 1] : NULL;
+    return page(arr, "rooms", l->n > n, last ? (by_name ? last->name : last->last_activity_at) : "",
+                last ? last->id : "");
+}
+
+cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit)
+{
+    size_t n = l->n > limit ? limit : l->n;
+    cJSON *arr = cJSON_CreateArray();
+    for (size_t i = 0; i < n; i++)
+        cJSON_AddItemToArray(arr, rooms_member_to_json(&l->v[i]));
+    const rooms_member *last = n > 0 ? &l->v[n - 1] : NULL;
+    return page(arr, "members", l->n > n, last ? last->joined_at : "", last ? last->user_id : "");
+}
+
+cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what)
+{
+    cJSON *d = cJSON_CreateObject();
+    NT_ASSERT(d != NULL);
+    cJSON_AddStringToObject(d, "room_id", room_id);
+    if (user_id != NULL)
+        cJSON_AddStringToObject(d, "user_id", user_id);
+    cJSON_AddBoolToObject(d, what, true);
+    return d;
+}
+
+cJSON *rooms_left_to_json(const char *room_id, bool room_deleted, const char *new_admin)
+{
+    cJSON *d = rooms_done_to_json(room_id, NULL, "left");
+    cJSON_AddBoolToObject(d, "room_deleted", room_deleted);
+    nt_json_add_str_or_null(d, "new_admin", new_admin);
+    return d;
+}
+
+cJSON *rooms_authorized_to_json(const char *room_id, const char *user_id, rooms_action action,
+                                rooms_role role, bool is_private)
+{
+    cJSON *d = cJSON_CreateObject();
+    NT_ASSERT(d != NULL);
+    cJSON_AddStringToObject(d, "room_id", room_id);
+    cJSON_AddStringToObject(d, "user_id", user_id);
+    cJSON_AddStringToObject(d, "action", rooms_action_name(action));
+    nt_json_add_str_or_null(d, "role", rooms_role_name(role));
+    cJSON_AddBoolToObject(d, "is_private", is_private);
+    return d;
+}
+
+/* ---- events ---- */
+
+cJSON *rooms_joined_event(const rooms_member *m, const char *invited_by)
+{
+    cJSON *j = rooms_member_to_json(m);
+    nt_json_add_str_or_null(j, "invited_by", invited_by);
+    return j;
+}
+
+/* The member part every membership event starts with. */
+static cJSON *who(const rooms_member *m)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddStringToObject(j, "room_id", m->room_id);
+    cJSON_AddStringToObject(j, "user_id", m->user_id);
+    cJSON_AddStringToObject(j, "username", username_of(m));
+    return j;
+}
+
+cJSON *rooms_left_event(const rooms_member *m, const char *reason, const char *by)
+{
+    cJSON *j = who(m);
+    cJSON_AddStringToObject(j, "reason", reason);
+    nt_json_add_str_or_null(j, "by", by);
+    return j;
+}
+
+cJSON *rooms_role_event(const rooms_member *m, rooms_role previous, const char *by)
+{
+    cJSON *j = who(m);
+    cJSON_AddStringToObject(j, "role", rooms_role_name(m->role));
+    cJSON_AddStringToObject(j, "previous_role", rooms_role_name(previous));
+    nt_json_add_str_or_null(j, "by", by);
+    return j;
+}
+
+cJSON *rooms_removed_event(const char *room_id, const char *reason, const char *by)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddStringToObject(j, "room_id", room_id);
+    cJSON_AddStringToObject(j, "reason", reason);
+    cJSON_AddStringToObject(j, "by", by);
+    return j;
+}
+
+cJSON *rooms_deleted_event(const char *room_id, const char *by)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddStringToObject(j, "room_id", room_id);
+    cJSON_AddStringToObject(j, "deleted_by", by);
+    return j;
+}
+
+cJSON *rooms_invited_event(const rooms_room *room, const rooms_member *m, const char *by)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON_AddItemToObject(j, "room", rooms_room_to_json(room, false));
+    cJSON_AddStringToObject(j, "role", rooms_role_name(m->role));
+    cJSON_AddStringToObject(j, "invited_by", by);
     return j;
 }
 

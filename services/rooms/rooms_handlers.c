@@ -127,117 +127,118 @@ static nt_status wtx_end(wtx *w, nt_status st, nt_reply *rep)
     return st;
 }
 
-/* ---- shared pieces ---- */
+/* ---- one request ----
+ *
+ * Every handler works on an op: the parsed body, the room id, the room as
+ * the caller sees it, the room after the change, one member, and the events
+ * to publish. op_finish publishes the events only when the request succeeded
+ * and frees everything. */
 
-static nt_status parse(const nt_request *req, nt_reply *rep, const char *const *allowed,
-                       cJSON **body)
+typedef struct {
+    rooms_ctx *ctx;
+    const nt_request *req;
+    nt_reply *rep;
+    cJSON *body;
+    char room_id[NT_ID_LEN];
+    rooms_room room; /* before the change, with the caller's role */
+    rooms_room view; /* after it */
+    rooms_member m;
+    rooms_events ev;
+} op;
+
+/* Checks the caller's id, parses the body, refuses fields not in allowed, and
+ * (with_room) reads the room id every room route names. */
+static nt_status op_start(op *o, void *ctx, const nt_request *req, nt_reply *rep,
+                          const char *const *allowed, bool with_room)
 {
+    memset(o, 0, sizeof(*o));
+    o->ctx = ctx;
+    o->req = req;
+    o->rep = rep;
     if (!rooms_user_id_valid(req->user))
         return nt_reply_fail(rep, NT_EUNAUTH, "the user id has an invalid form");
     nt_status st =
-        nt_json_parse_object(req->data, req->len, body, rep->message, sizeof(rep->message));
+        nt_json_parse_object(req->data, req->len, &o->body, rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = nt_json_check_keys(*body, allowed, rep->message, sizeof(rep->message));
+        st = nt_json_check_keys(o->body, allowed, rep->message, sizeof(rep->message));
+    if (st == NT_OK && with_room)
+        st = rooms_get_room_id(o->body, o->room_id, rep->message, sizeof(rep->message));
     return st;
 }
 
-static nt_status not_found(nt_reply *rep, const char *room_id)
+static nt_status op_finish(op *o, nt_status st)
 {
-    return nt_reply_fail(rep, NT_ENOTFOUND, "room %s does not exist", room_id);
+    ev_flush(o->ctx, &o->ev, st == NT_OK);
+    cJSON_Delete(o->body);
+    rooms_room_clear(&o->room);
+    rooms_room_clear(&o->view);
+    rooms_member_clear(&o->m);
+    return st;
 }
 
-/* Loads the room as the caller sees it and checks that the caller may do action. */
-static nt_status load_authorized(sqlite3 *db, const char *room_id, const char *caller,
-                                 rooms_action action, rooms_room *room, nt_reply *rep)
+/* Loads o->room as the caller sees it and checks that the caller may do action. */
+static nt_status load_authorized(op *o, sqlite3 *db, rooms_action action)
 {
-    nt_status st = rooms_db_room(db, room_id, caller, room);
+    nt_status st = rooms_db_room(db, o->room_id, o->req->user, &o->room);
     if (st == NT_ENOTFOUND)
-        return not_found(rep, room_id);
+        return nt_reply_fail(o->rep, NT_ENOTFOUND, "room %s does not exist", o->room_id);
     if (st != NT_OK)
         return st;
-    return rooms_authz(action, room->role, room->is_private, ROOMS_MEMBER, room_id, rep->message,
-                       sizeof(rep->message));
+    return rooms_authz(action, o->room.role, o->room.is_private, ROOMS_MEMBER, o->room_id,
+                       o->rep->message, sizeof(o->rep->message));
 }
 
-/* Makes sure the caller has a users row (the foreign keys need it): asks auth,
- * which creates it from Clerk when Clerk is configured. */
-static nt_status ensure_profile(rooms_ctx *ctx, const nt_request *req, nt_reply *rep)
+/* The foreign keys need the caller's users row. NT_OK when it exists;
+ * NT_ECONFLICT naming POST /api/users, with *missing set, when it does not. */
+static nt_status caller_has_profile(op *o, sqlite3 *db, bool *missing)
 {
-    sqlite3 *db = NULL;
     bool exists = false;
-    for (int attempt = 0; attempt < 2; attempt++) {
-        nt_status st = rooms_read_begin(ctx->store, &db);
-        if (st != NT_OK)
-            return st;
-        st = rooms_db_user_exists(db, req->user, &exists);
-        rooms_read_end(ctx->store, db);
-        if (st != NT_OK)
-            return st;
-        if (exists)
-            return NT_OK;
-        if (attempt > 0 || ctx->ensure_user == NULL ||
-            ctx->ensure_user(ctx->ensure_arg, req->user, req->request_id) != NT_OK)
-            break;
-    }
-    return nt_reply_fail(rep, NT_ECONFLICT, NO_PROFILE);
+    nt_status st = rooms_db_user_exists(db, o->req->user, &exists);
+    *missing = st == NT_OK && !exists;
+    return st == NT_OK && !exists ? nt_reply_fail(o->rep, NT_ECONFLICT, NO_PROFILE) : st;
 }
 
-static cJSON *member_event(const rooms_member *m, const char *key, const char *by)
+/* Asks auth for the caller's profile (with Clerk, auth creates it from
+ * Clerk's record). True when the write should be tried again. */
+static bool ask_auth_for_profile(op *o)
 {
-    cJSON *j = rooms_member_to_json(m);
-    if (key != NULL)
-        nt_json_add_str_or_null(j, key, by);
-    return j;
+    return o->ctx->ensure_user != NULL &&
+           o->ctx->ensure_user(o->ctx->ensure_arg, o->req->user, o->req->request_id) == NT_OK;
 }
 
-static cJSON *left_event(const rooms_member *m, const char *reason, const char *by)
+/* The optional paging cursor: *a and *b stay NULL when there is none. */
+static nt_status get_cursor(op *o, char **a, char **b)
 {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "room_id", m->room_id);
-    cJSON_AddStringToObject(j, "user_id", m->user_id);
-    cJSON_AddStringToObject(j, "username", m->username != NULL ? m->username : m->user_id);
-    cJSON_AddStringToObject(j, "reason", reason);
-    nt_json_add_str_or_null(j, "by", by);
-    return j;
+    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(o->body, "cursor");
+    if (cur != NULL && !cJSON_IsNull(cur) &&
+        (!cJSON_IsString(cur) || rooms_cursor_decode(cur->valuestring, a, b) != NT_OK))
+        return nt_reply_fail(o->rep, NT_EINVAL, "'cursor' is invalid");
+    return NT_OK;
 }
 
-static cJSON *role_event(const rooms_member *m, rooms_role previous, const char *by)
+/* Reads an optional text field: NT_OK with *out set or left NULL. */
+static nt_status get_text(op *o, const char *key, const nt_text_rule *rule, char **out)
 {
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "room_id", m->room_id);
-    cJSON_AddStringToObject(j, "user_id", m->user_id);
-    cJSON_AddStringToObject(j, "username", m->username != NULL ? m->username : m->user_id);
-    cJSON_AddStringToObject(j, "role", rooms_role_name(m->role));
-    cJSON_AddStringToObject(j, "previous_role", rooms_role_name(previous));
-    nt_json_add_str_or_null(j, "by", by);
-    return j;
-}
-
-static cJSON *removed_event(const char *room_id, const char *reason, const char *by)
-{
-    cJSON *j = cJSON_CreateObject();
-    cJSON_AddStringToObject(j, "room_id", room_id);
-    cJSON_AddStringToObject(j, "reason", reason);
-    cJSON_AddStringToObject(j, "by", by);
-    return j;
+    nt_status st =
+        nt_json_get_text(o->body, key, false, rule, out, o->rep->message, sizeof(o->rep->message));
+    return st == NT_ENOTFOUND ? NT_OK : st;
 }
 
 /* ---- chat.rooms.list ---- */
 
-static nt_status rooms_list(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_list(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"scope", "q", "limit", "cursor", NULL};
     static const nt_text_rule q_rule = {.min_chars = 0, .max_chars = ROOMS_NAME_MAX};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
+    op o;
     char *q = NULL, *ca = NULL, *cb = NULL;
     rooms_room_list l = {0};
     long long limit = 0;
     bool pub = false;
-    nt_status st = parse(req, rep, allowed, &body);
+    nt_status st = op_start(&o, ctx, req, rep, allowed, false);
     if (st != NT_OK)
         goto out;
-    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(body, "scope");
+    const cJSON *scope = cJSON_GetObjectItemCaseSensitive(o.body, "scope");
     if (scope != NULL && !cJSON_IsNull(scope)) {
         if (!cJSON_IsString(scope) || (strcmp(scope->valuestring, "mine") != 0 &&
                                        strcmp(scope->valuestring, "public") != 0)) {
@@ -246,726 +247,525 @@ static nt_status rooms_list(void *vctx, const nt_request *req, nt_reply *rep)
         }
         pub = strcmp(scope->valuestring, "public") == 0;
     }
-    st = nt_json_get_text(body, "q", false, &q_rule, &q, rep->message, sizeof(rep->message));
-    if (st == NT_ENOTFOUND)
-        st = NT_OK;
-    if (st != NT_OK)
-        goto out;
-    if (q != NULL && !pub) {
+    st = get_text(&o, "q", &q_rule, &q);
+    if (st == NT_OK && q != NULL && q[0] != '\0' && !pub)
         st = nt_reply_fail(rep, NT_EINVAL, "'q' filters public rooms only: add scope=public");
-        goto out;
-    }
-    if (q != NULL && q[0] == '\0') {
-        free(q);
-        q = NULL;
-    }
-    st = rooms_get_limit(body, "limit", ROOMS_LIST_DEFAULT, ROOMS_LIST_MAX, &limit, rep->message,
-                         sizeof(rep->message));
+    if (st == NT_OK)
+        st = rooms_get_limit(o.body, "limit", ROOMS_LIST_DEFAULT, ROOMS_LIST_MAX, &limit,
+                             rep->message, sizeof(rep->message));
+    if (st == NT_OK)
+        st = get_cursor(&o, &ca, &cb);
     if (st != NT_OK)
         goto out;
-    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(body, "cursor");
-    if (cur != NULL && !cJSON_IsNull(cur) &&
-        (!cJSON_IsString(cur) || rooms_cursor_decode(cur->valuestring, &ca, &cb) != NT_OK)) {
-        st = nt_reply_fail(rep, NT_EINVAL, "'cursor' is invalid");
-        goto out;
-    }
     sqlite3 *db = NULL;
-    st = rooms_read_begin(ctx->store, &db);
+    st = rooms_read_begin(o.ctx->store, &db);
     if (st != NT_OK)
         goto out;
     if (pub)
-        st = rooms_db_list_public(db, req->user, q, ca, cb, (int)limit + 1, &l);
+        st = rooms_db_list_public(db, req->user, q != NULL && q[0] ? q : NULL, ca, cb,
+                                  (int)limit + 1, &l);
     else
         st = rooms_db_list_mine(db, req->user, ca, cb, (int)limit + 1, &l);
-    rooms_read_end(ctx->store, db);
-    if (st != NT_OK)
-        goto out;
-    cJSON *d = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(d, "rooms");
-    size_t n = l.n > (size_t)limit ? (size_t)limit : l.n;
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, rooms_room_to_json(&l.v[i], true));
-    if (l.n > n) {
-        const rooms_room *last = &l.v[n - 1];
-        char *c = rooms_cursor_encode(pub ? last->name : last->last_activity_at, last->id);
-        cJSON_AddStringToObject(d, "next_cursor", c);
-        free(c);
-    } else {
-        cJSON_AddNullToObject(d, "next_cursor");
-    }
-    nt_reply_set(rep, d);
+    rooms_read_end(o.ctx->store, db);
+    if (st == NT_OK)
+        nt_reply_set(rep, rooms_room_page_to_json(&l, (size_t)limit, pub));
 out:
-    cJSON_Delete(body);
     free(q);
     free(ca);
     free(cb);
     rooms_room_list_clear(&l);
-    return st;
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.create ---- */
 
-static nt_status rooms_create(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_create(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"name", "description", "is_private", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    rooms_room r, view;
-    memset(&r, 0, sizeof(r));
-    memset(&view, 0, sizeof(view));
-    nt_status st = parse(req, rep, allowed, &body);
+    op o;
+    rooms_room *r = &o.room;
+    nt_status st = op_start(&o, ctx, req, rep, allowed, false);
     if (st == NT_OK)
-        st = nt_json_get_text(body, "name", true, &rooms_name_rule, &r.name, rep->message,
+        st = nt_json_get_text(o.body, "name", true, &rooms_name_rule, &r->name, rep->message,
                               sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    st = nt_json_get_text(body, "description", false, &rooms_desc_rule, &r.description,
-                          rep->message, sizeof(rep->message));
-    if (st == NT_ENOTFOUND)
-        st = NT_OK;
-    if (st != NT_OK)
-        goto out;
-    if (r.description != NULL && r.description[0] == '\0') {
-        free(r.description);
-        r.description = NULL;
+    if (st == NT_OK)
+        st = get_text(&o, "description", &rooms_desc_rule, &r->description);
+    if (st == NT_OK) {
+        st = nt_json_get_bool(o.body, "is_private", false, &r->is_private, rep->message,
+                              sizeof(rep->message));
+        st = st == NT_ENOTFOUND ? NT_OK : st;
     }
-    st = nt_json_get_bool(body, "is_private", false, &r.is_private, rep->message,
-                          sizeof(rep->message));
-    if (st == NT_ENOTFOUND)
-        st = NT_OK;
-    if (st == NT_OK)
-        st = ensure_profile(ctx, req, rep);
     if (st != NT_OK)
-        goto out;
-    nt_id_new(r.id);
-    snprintf(r.created_by, sizeof(r.created_by), "%s", req->user);
-    rooms_now(r.created_at);
-    wtx w;
-    st = wtx_begin(&w, ctx);
-    if (st != NT_OK)
-        goto out;
-    st = rooms_db_insert_room(w.db, &r);
-    if (st == NT_OK)
-        st = rooms_db_add_member(w.db, r.id, req->user, ROOMS_ADMIN, r.created_at);
-    if (st == NT_OK)
-        st = wtx_cache(&w, r.id);
-    if (st == NT_OK)
-        st = rooms_db_room(w.db, r.id, req->user, &view);
-    st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    nt_log_info(MOD, "room created room=%s user=%s private=%d", r.id, req->user, r.is_private);
-    nt_reply_set(rep, rooms_room_to_json(&view, true));
-out:
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    rooms_room_clear(&view);
-    return st;
+        return op_finish(&o, st);
+    if (r->description != NULL && r->description[0] == '\0') {
+        free(r->description);
+        r->description = NULL;
+    }
+    nt_id_new(r->id);
+    snprintf(r->created_by, sizeof(r->created_by), "%s", req->user);
+    rooms_now(r->created_at);
+    for (int attempt = 0;; attempt++) {
+        wtx w;
+        bool missing = false;
+        st = wtx_begin(&w, o.ctx);
+        if (st != NT_OK)
+            break;
+        st = caller_has_profile(&o, w.db, &missing);
+        if (st == NT_OK)
+            st = rooms_db_insert_room(w.db, r);
+        if (st == NT_OK)
+            st = rooms_db_add_member(w.db, r->id, req->user, ROOMS_ADMIN, r->created_at);
+        if (st == NT_OK)
+            st = wtx_cache(&w, r->id);
+        if (st == NT_OK)
+            st = rooms_db_room(w.db, r->id, req->user, &o.view);
+        st = wtx_end(&w, st, rep);
+        if (!missing || attempt > 0 || !ask_auth_for_profile(&o))
+            break;
+    }
+    if (st == NT_OK) {
+        nt_log_info(MOD, "room created room=%s user=%s private=%d", r->id, req->user,
+                    r->is_private);
+        nt_reply_set(rep, rooms_room_to_json(&o.view, true));
+    }
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.get ---- */
 
-static nt_status rooms_get(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_get(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN];
-    rooms_room r;
-    memset(&r, 0, sizeof(r));
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
+    op o;
     sqlite3 *db = NULL;
-    st = rooms_read_begin(ctx->store, &db);
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
+    if (st == NT_OK)
+        st = rooms_read_begin(o.ctx->store, &db);
     if (st != NT_OK)
-        goto out;
-    st = load_authorized(db, room_id, req->user, ROOMS_ACT_READ, &r, rep);
-    rooms_read_end(ctx->store, db);
-    if (st != NT_OK)
-        goto out;
-    cJSON *d = rooms_room_to_json(&r, true);
-    /* The latest messages come from the messages service once it exists. */
-    cJSON_AddArrayToObject(d, "messages");
-    nt_reply_set(rep, d);
-out:
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    return st;
+        return op_finish(&o, st);
+    st = load_authorized(&o, db, ROOMS_ACT_READ);
+    rooms_read_end(o.ctx->store, db);
+    if (st == NT_OK) {
+        cJSON *d = rooms_room_to_json(&o.room, true);
+        /* The latest messages come from the messages service once it exists. */
+        cJSON_AddArrayToObject(d, "messages");
+        nt_reply_set(rep, d);
+    }
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.update ---- */
 
-static nt_status rooms_update(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_update(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "name", "description", "is_private", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN];
+    op o;
     char *name = NULL, *desc = NULL;
-    bool set_desc = false, priv = false, set_priv = false;
-    rooms_room r, view;
-    memset(&r, 0, sizeof(r));
-    memset(&view, 0, sizeof(view));
-    rooms_events ev = {0};
-    nt_status st = parse(req, rep, allowed, &body);
+    bool priv = false, set_priv = false;
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
     if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    st = nt_json_get_text(body, "name", false, &rooms_name_rule, &name, rep->message,
-                          sizeof(rep->message));
-    if (st == NT_ENOTFOUND) {
-        if (cJSON_IsNull(cJSON_GetObjectItemCaseSensitive(body, "name"))) {
-            st = nt_reply_fail(rep, NT_EINVAL, "'name' cannot be null");
-            goto out;
-        }
-        st = NT_OK;
+        st = get_text(&o, "name", &rooms_name_rule, &name);
+    if (st == NT_OK && name == NULL && cJSON_GetObjectItemCaseSensitive(o.body, "name") != NULL)
+        st = nt_reply_fail(rep, NT_EINVAL, "'name' cannot be null");
+    /* description: absent leaves it, null or "" clears it. */
+    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(o.body, "description");
+    if (st == NT_OK && dv != NULL && !cJSON_IsNull(dv))
+        st = get_text(&o, "description", &rooms_desc_rule, &desc);
+    if (st == NT_OK) {
+        st = nt_json_get_bool(o.body, "is_private", false, &priv, rep->message,
+                              sizeof(rep->message));
+        set_priv = st == NT_OK;
+        st = st == NT_ENOTFOUND ? NT_OK : st;
     }
-    if (st != NT_OK)
-        goto out;
-    const cJSON *dv = cJSON_GetObjectItemCaseSensitive(body, "description");
-    if (dv != NULL) {
-        set_desc = true; /* null clears it */
-        if (!cJSON_IsNull(dv)) {
-            st = nt_json_get_text(body, "description", true, &rooms_desc_rule, &desc, rep->message,
-                                  sizeof(rep->message));
-            if (st != NT_OK)
-                goto out;
-            if (desc[0] == '\0') {
-                free(desc);
-                desc = NULL;
-            }
-        }
-    }
-    st = nt_json_get_bool(body, "is_private", false, &priv, rep->message, sizeof(rep->message));
-    if (st == NT_OK)
-        set_priv = true;
-    else if (st == NT_ENOTFOUND)
-        st = NT_OK;
-    else
-        goto out;
-    if (name == NULL && !set_desc && !set_priv) {
+    if (st == NT_OK && name == NULL && dv == NULL && !set_priv)
         st = nt_reply_fail(rep, NT_EINVAL,
                            "nothing to update: give 'name', 'description' or 'is_private'");
-        goto out;
-    }
     wtx w;
-    st = wtx_begin(&w, ctx);
+    if (st == NT_OK)
+        st = wtx_begin(&w, o.ctx);
     if (st != NT_OK)
         goto out;
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_UPDATE, &r, rep);
+    st = load_authorized(&o, w.db, ROOMS_ACT_UPDATE);
     if (st == NT_OK) {
-        bool privacy_changed = set_priv && priv != r.is_private;
+        rooms_room *r = &o.room;
+        bool privacy_changed = set_priv && priv != r->is_private;
         if (name != NULL) {
-            free(r.name);
-            r.name = name;
+            free(r->name);
+            r->name = name;
             name = NULL;
         }
-        if (set_desc) {
-            free(r.description);
-            r.description = desc;
-            desc = NULL;
+        if (dv != NULL) {
+            free(r->description);
+            r->description = desc != NULL && desc[0] != '\0' ? desc : NULL;
+            if (r->description == desc)
+                desc = NULL;
         }
-        if (set_priv)
-            r.is_private = priv;
-        st = rooms_db_update_room(w.db, &r);
+        r->is_private = set_priv ? priv : r->is_private;
+        st = rooms_db_update_room(w.db, r);
         if (st == NT_OK && privacy_changed)
-            st = wtx_cache(&w, room_id);
+            st = wtx_cache(&w, o.room_id);
         if (st == NT_OK)
-            st = rooms_db_room(w.db, room_id, req->user, &view);
+            st = rooms_db_room(w.db, o.room_id, req->user, &o.view);
     }
     st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    ev_room(&ev, room_id, "room_updated", rooms_room_to_json(&view, false));
-    nt_reply_set(rep, rooms_room_to_json(&view, true));
+    if (st == NT_OK) {
+        ev_room(&o.ev, o.room_id, "room_updated", rooms_room_to_json(&o.view, false));
+        nt_reply_set(rep, rooms_room_to_json(&o.view, true));
+    }
 out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
     free(name);
     free(desc);
-    rooms_room_clear(&r);
-    rooms_room_clear(&view);
-    return st;
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.delete ---- */
 
-/* Deletes room_id inside w and queues room_deleted plus room_removed for every
- * former member. */
-static nt_status delete_room(wtx *w, const char *room_id, const char *by, rooms_events *ev)
+/* Deletes the room inside w and queues room_deleted plus room_removed for
+ * every former member. */
+static nt_status delete_room(op *o, wtx *w)
 {
     rooms_access a;
-    nt_status st = rooms_db_access(w->db, room_id, &a);
+    const char *by = o->req->user;
+    nt_status st = rooms_db_access(w->db, o->room_id, &a);
     if (st != NT_OK)
         return st;
-    st = rooms_db_delete_room(w->db, room_id);
+    st = rooms_db_delete_room(w->db, o->room_id);
     if (st == NT_OK)
-        st = wtx_cache(w, room_id);
+        st = wtx_cache(w, o->room_id);
     if (st == NT_OK) {
-        cJSON *j = cJSON_CreateObject();
-        cJSON_AddStringToObject(j, "room_id", room_id);
-        cJSON_AddStringToObject(j, "deleted_by", by);
-        ev_room(ev, room_id, "room_deleted", j);
+        ev_room(&o->ev, o->room_id, "room_deleted", rooms_deleted_event(o->room_id, by));
         for (size_t i = 0; i < a.n; i++)
-            ev_user(ev, a.members[i].user_id, "room_removed",
-                    removed_event(room_id, "deleted", by));
+            ev_user(&o->ev, a.members[i].user_id, "room_removed",
+                    rooms_removed_event(o->room_id, "deleted", by));
     }
     rooms_access_clear(&a);
     return st;
 }
 
-static nt_status rooms_delete(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_delete(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN];
-    rooms_room r;
-    memset(&r, 0, sizeof(r));
-    rooms_events ev = {0};
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
+    op o;
     wtx w;
-    st = wtx_begin(&w, ctx);
-    if (st != NT_OK)
-        goto out;
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_DELETE, &r, rep);
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
     if (st == NT_OK)
-        st = delete_room(&w, room_id, req->user, &ev);
-    st = wtx_end(&w, st, rep);
+        st = wtx_begin(&w, o.ctx);
     if (st != NT_OK)
-        goto out;
-    nt_log_info(MOD, "room deleted room=%s user=%s", room_id, req->user);
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "room_id", room_id);
-    cJSON_AddBoolToObject(d, "deleted", true);
-    nt_reply_set(rep, d);
-out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    return st;
+        return op_finish(&o, st);
+    st = load_authorized(&o, w.db, ROOMS_ACT_DELETE);
+    if (st == NT_OK)
+        st = delete_room(&o, &w);
+    st = wtx_end(&w, st, rep);
+    if (st == NT_OK) {
+        nt_log_info(MOD, "room deleted room=%s user=%s", o.room_id, req->user);
+        nt_reply_set(rep, rooms_done_to_json(o.room_id, NULL, "deleted"));
+    }
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.join ---- */
 
-static nt_status rooms_join(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_join(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN];
-    rooms_room r, view;
-    rooms_member m;
-    memset(&r, 0, sizeof(r));
-    memset(&view, 0, sizeof(view));
-    memset(&m, 0, sizeof(m));
-    rooms_events ev = {0};
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st == NT_OK)
-        st = ensure_profile(ctx, req, rep);
-    if (st != NT_OK)
-        goto out;
-    wtx w;
-    st = wtx_begin(&w, ctx);
-    if (st != NT_OK)
-        goto out;
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_JOIN, &r, rep);
+    op o;
     bool joined = false;
-    if (st == NT_OK && r.role == ROOMS_OUTSIDER) {
-        char now[ROOMS_TIME_LEN];
-        rooms_now(now);
-        st = rooms_db_add_member(w.db, room_id, req->user, ROOMS_MEMBER, now);
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
+    for (int attempt = 0; st == NT_OK; attempt++) {
+        wtx w;
+        bool missing = false;
+        st = wtx_begin(&w, o.ctx);
+        if (st != NT_OK)
+            break;
+        rooms_room_clear(&o.room);
+        st = load_authorized(&o, w.db, ROOMS_ACT_JOIN);
+        if (st == NT_OK && o.room.role == ROOMS_OUTSIDER) {
+            char now[ROOMS_TIME_LEN];
+            rooms_now(now);
+            st = caller_has_profile(&o, w.db, &missing);
+            if (st == NT_OK)
+                st = rooms_db_add_member(w.db, o.room_id, req->user, ROOMS_MEMBER, now);
+            if (st == NT_OK)
+                st = wtx_cache(&w, o.room_id);
+            if (st == NT_OK)
+                st = rooms_db_member(w.db, o.room_id, req->user, &o.m);
+            joined = st == NT_OK;
+        }
         if (st == NT_OK)
-            st = wtx_cache(&w, room_id);
-        if (st == NT_OK)
-            st = rooms_db_member(w.db, room_id, req->user, &m);
-        joined = st == NT_OK;
+            st = rooms_db_room(w.db, o.room_id, req->user, &o.view);
+        st = wtx_end(&w, st, rep);
+        if (!missing || attempt > 0 || !ask_auth_for_profile(&o))
+            break;
+        st = NT_OK; /* auth has made the profile: once more */
     }
+    if (st == NT_OK && joined)
+        ev_room(&o.ev, o.room_id, "user_joined", rooms_joined_event(&o.m, NULL));
     if (st == NT_OK)
-        st = rooms_db_room(w.db, room_id, req->user, &view);
-    st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    if (joined)
-        ev_room(&ev, room_id, "user_joined", member_event(&m, "invited_by", NULL));
-    nt_reply_set(rep, rooms_room_to_json(&view, true));
-out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    rooms_room_clear(&view);
-    rooms_member_clear(&m);
-    return st;
+        nt_reply_set(rep, rooms_room_to_json(&o.view, true));
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.leave ---- */
 
-static nt_status rooms_leave(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_leave(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN], heir[ROOMS_USER_ID_MAX] = "";
-    rooms_room r;
-    rooms_member me, promoted;
-    memset(&r, 0, sizeof(r));
-    memset(&me, 0, sizeof(me));
-    memset(&promoted, 0, sizeof(promoted));
-    rooms_events ev = {0};
-    bool deleted = false;
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
+    op o;
     wtx w;
-    st = wtx_begin(&w, ctx);
-    if (st != NT_OK)
-        goto out;
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_LEAVE, &r, rep);
+    char heir[ROOMS_USER_ID_MAX] = "";
+    rooms_member promoted;
+    memset(&promoted, 0, sizeof(promoted));
+    bool deleted = false;
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
     if (st == NT_OK)
-        st = rooms_db_member(w.db, room_id, req->user, &me);
-    if (st == NT_OK && r.member_count <= 1) {
+        st = wtx_begin(&w, o.ctx);
+    if (st != NT_OK)
+        return op_finish(&o, st);
+    st = load_authorized(&o, w.db, ROOMS_ACT_LEAVE);
+    if (st == NT_OK)
+        st = rooms_db_member(w.db, o.room_id, req->user, &o.m);
+    if (st == NT_OK && o.room.member_count <= 1) {
         /* The last member leaves: nobody could administer the room any more,
          * so it goes, with its messages. */
         deleted = true;
-        st = delete_room(&w, room_id, req->user, &ev);
+        st = delete_room(&o, &w);
     } else if (st == NT_OK) {
         long long admins = 0;
-        st = rooms_db_remove_member(w.db, room_id, req->user);
+        st = rooms_db_remove_member(w.db, o.room_id, req->user);
         if (st == NT_OK)
-            st = rooms_db_count(w.db, room_id, ROOMS_ADMIN, &admins);
+            st = rooms_db_count(w.db, o.room_id, ROOMS_ADMIN, &admins);
         if (st == NT_OK && admins == 0) {
             /* The last admin left: the longest-standing member takes over. */
-            st = rooms_db_oldest_member(w.db, room_id, heir);
+            st = rooms_db_oldest_member(w.db, o.room_id, heir);
             if (st == NT_OK)
-                st = rooms_db_member(w.db, room_id, heir, &promoted);
+                st = rooms_db_member(w.db, o.room_id, heir, &promoted);
             if (st == NT_OK)
-                st = rooms_db_set_role(w.db, room_id, heir, ROOMS_ADMIN);
+                st = rooms_db_set_role(w.db, o.room_id, heir, ROOMS_ADMIN);
         }
         if (st == NT_OK)
-            st = wtx_cache(&w, room_id);
+            st = wtx_cache(&w, o.room_id);
     }
     st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    if (!deleted) {
-        /* Before room_deleted would be pointless; after, the room is gone. */
-        ev_room(&ev, room_id, "user_left", left_event(&me, "left", NULL));
+    if (st == NT_OK && !deleted) {
+        ev_room(&o.ev, o.room_id, "user_left", rooms_left_event(&o.m, "left", NULL));
         if (heir[0] != '\0') {
             rooms_role previous = promoted.role;
             promoted.role = ROOMS_ADMIN;
-            ev_room(&ev, room_id, "member_updated", role_event(&promoted, previous, NULL));
+            ev_room(&o.ev, o.room_id, "member_updated",
+                    rooms_role_event(&promoted, previous, NULL));
         }
     }
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "room_id", room_id);
-    cJSON_AddBoolToObject(d, "left", true);
-    cJSON_AddBoolToObject(d, "room_deleted", deleted);
-    nt_json_add_str_or_null(d, "new_admin", heir[0] ? heir : NULL);
-    nt_reply_set(rep, d);
-out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    rooms_member_clear(&me);
+    if (st == NT_OK)
+        nt_reply_set(rep, rooms_left_to_json(o.room_id, deleted, heir[0] ? heir : NULL));
     rooms_member_clear(&promoted);
-    return st;
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.invite ---- */
 
-static nt_status rooms_invite(void *vctx, const nt_request *req, nt_reply *rep)
+/* Finds the invitee named by user_id or username inside the transaction. */
+static nt_status find_invitee(op *o, sqlite3 *db, const char *username, char *target)
+{
+    if (username != NULL) {
+        nt_status st = rooms_db_user_by_name(db, username, target);
+        if (st == NT_ENOTFOUND)
+            return nt_reply_fail(o->rep, st, "no user is called '%.64s'", username);
+        if (st == NT_ECONFLICT)
+            return nt_reply_fail(o->rep, st,
+                                 "several users are called '%.64s'; invite by 'user_id'", username);
+        return st;
+    }
+    bool exists = false;
+    nt_status st = rooms_db_user_exists(db, target, &exists);
+    if (st == NT_OK && !exists)
+        return nt_reply_fail(o->rep, NT_ENOTFOUND, "no user has the id %s", target);
+    return st;
+}
+
+static nt_status rooms_invite(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "user_id", "username", NULL};
     static const nt_text_rule name_rule = {.min_chars = 1, .max_chars = 64};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN], target[ROOMS_USER_ID_MAX] = "";
-    char *username = NULL;
-    rooms_room r, view;
-    rooms_member m;
-    memset(&r, 0, sizeof(r));
-    memset(&view, 0, sizeof(view));
-    memset(&m, 0, sizeof(m));
-    rooms_events ev = {0};
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    st = rooms_get_user_id(body, "user_id", false, target, rep->message, sizeof(rep->message));
-    if (st != NT_OK && st != NT_ENOTFOUND)
-        goto out;
-    nt_status su = nt_json_get_text(body, "username", false, &name_rule, &username, rep->message,
-                                    sizeof(rep->message));
-    if (su != NT_OK && su != NT_ENOTFOUND) {
-        st = su;
-        goto out;
-    }
-    if ((st == NT_OK) == (su == NT_OK)) {
-        st = nt_reply_fail(rep, NT_EINVAL, "give exactly one of 'user_id' and 'username'");
-        goto out;
-    }
+    op o;
     wtx w;
-    st = wtx_begin(&w, ctx);
+    char target[ROOMS_USER_ID_MAX] = "";
+    char *username = NULL;
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
+    nt_status has_id = NT_ENOTFOUND;
+    if (st == NT_OK) {
+        has_id =
+            rooms_get_user_id(o.body, "user_id", false, target, rep->message, sizeof(rep->message));
+        st = has_id == NT_ENOTFOUND ? NT_OK : has_id;
+    }
+    if (st == NT_OK)
+        st = get_text(&o, "username", &name_rule, &username);
+    if (st == NT_OK && (has_id == NT_OK) == (username != NULL))
+        st = nt_reply_fail(rep, NT_EINVAL, "give exactly one of 'user_id' and 'username'");
+    if (st == NT_OK)
+        st = wtx_begin(&w, o.ctx);
     if (st != NT_OK)
         goto out;
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_INVITE, &r, rep);
-    if (st == NT_OK && username != NULL) {
-        st = rooms_db_user_by_name(w.db, username, target);
-        if (st == NT_ENOTFOUND)
-            st = nt_reply_fail(rep, NT_ENOTFOUND, "no user is called '%.64s'", username);
-        else if (st == NT_ECONFLICT)
-            st = nt_reply_fail(rep, NT_ECONFLICT,
-                               "several users are called '%.64s'; invite by 'user_id'", username);
-    } else if (st == NT_OK) {
-        bool exists = false;
-        st = rooms_db_user_exists(w.db, target, &exists);
-        if (st == NT_OK && !exists)
-            st = nt_reply_fail(rep, NT_ENOTFOUND, "user %s does not exist", target);
-    }
     rooms_role trole = ROOMS_OUTSIDER;
+    st = load_authorized(&o, w.db, ROOMS_ACT_INVITE);
     if (st == NT_OK)
-        st = rooms_db_role(w.db, room_id, target, &trole);
+        st = find_invitee(&o, w.db, username, target);
+    if (st == NT_OK)
+        st = rooms_db_role(w.db, o.room_id, target, &trole);
     if (st == NT_OK && trole != ROOMS_OUTSIDER)
         st = nt_reply_fail(rep, NT_ECONFLICT, "user %s is already a member of room %s", target,
-                           room_id);
+                           o.room_id);
     if (st == NT_OK) {
         char now[ROOMS_TIME_LEN];
         rooms_now(now);
-        st = rooms_db_add_member(w.db, room_id, target, ROOMS_MEMBER, now);
+        st = rooms_db_add_member(w.db, o.room_id, target, ROOMS_MEMBER, now);
     }
     if (st == NT_OK)
-        st = wtx_cache(&w, room_id);
+        st = wtx_cache(&w, o.room_id);
     if (st == NT_OK)
-        st = rooms_db_member(w.db, room_id, target, &m);
+        st = rooms_db_member(w.db, o.room_id, target, &o.m);
     if (st == NT_OK)
-        st = rooms_db_room(w.db, room_id, target, &view);
+        st = rooms_db_room(w.db, o.room_id, target, &o.view);
     st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    nt_log_info(MOD, "invited room=%s user=%s by=%s", room_id, target, req->user);
-    ev_room(&ev, room_id, "user_joined", member_event(&m, "invited_by", req->user));
-    cJSON *inv = cJSON_CreateObject();
-    cJSON_AddItemToObject(inv, "room", rooms_room_to_json(&view, false));
-    cJSON_AddStringToObject(inv, "role", rooms_role_name(m.role));
-    cJSON_AddStringToObject(inv, "invited_by", req->user);
-    ev_user(&ev, target, "room_invited", inv);
-    nt_reply_set(rep, rooms_member_to_json(&m));
+    if (st == NT_OK) {
+        nt_log_info(MOD, "invited room=%s user=%s by=%s", o.room_id, target, req->user);
+        ev_room(&o.ev, o.room_id, "user_joined", rooms_joined_event(&o.m, req->user));
+        ev_user(&o.ev, target, "room_invited", rooms_invited_event(&o.view, &o.m, req->user));
+        nt_reply_set(rep, rooms_member_to_json(&o.m));
+    }
 out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
     free(username);
-    rooms_room_clear(&r);
-    rooms_room_clear(&view);
-    rooms_member_clear(&m);
-    return st;
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.members ---- */
 
-static nt_status rooms_members(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_members(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "limit", "cursor", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN];
+    op o;
     char *ca = NULL, *cb = NULL;
     long long limit = 0;
-    rooms_room r;
-    memset(&r, 0, sizeof(r));
     rooms_member_list l = {0};
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st == NT_OK)
-        st = rooms_get_limit(body, "limit", ROOMS_MEMBERS_DEFAULT, ROOMS_MEMBERS_MAX, &limit,
-                             rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    const cJSON *cur = cJSON_GetObjectItemCaseSensitive(body, "cursor");
-    if (cur != NULL && !cJSON_IsNull(cur) &&
-        (!cJSON_IsString(cur) || rooms_cursor_decode(cur->valuestring, &ca, &cb) != NT_OK)) {
-        st = nt_reply_fail(rep, NT_EINVAL, "'cursor' is invalid");
-        goto out;
-    }
     sqlite3 *db = NULL;
-    st = rooms_read_begin(ctx->store, &db);
-    if (st != NT_OK)
-        goto out;
-    st = load_authorized(db, room_id, req->user, ROOMS_ACT_READ, &r, rep);
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
     if (st == NT_OK)
-        st = rooms_db_members(db, room_id, ca, cb, (int)limit + 1, &l);
-    rooms_read_end(ctx->store, db);
-    if (st != NT_OK)
-        goto out;
-    cJSON *d = cJSON_CreateObject();
-    cJSON *arr = cJSON_AddArrayToObject(d, "members");
-    size_t n = l.n > (size_t)limit ? (size_t)limit : l.n;
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, rooms_member_to_json(&l.v[i]));
-    if (l.n > n) {
-        char *c = rooms_cursor_encode(l.v[n - 1].joined_at, l.v[n - 1].user_id);
-        cJSON_AddStringToObject(d, "next_cursor", c);
-        free(c);
-    } else {
-        cJSON_AddNullToObject(d, "next_cursor");
+        st = rooms_get_limit(o.body, "limit", ROOMS_MEMBERS_DEFAULT, ROOMS_MEMBERS_MAX, &limit,
+                             rep->message, sizeof(rep->message));
+    if (st == NT_OK)
+        st = get_cursor(&o, &ca, &cb);
+    if (st == NT_OK)
+        st = rooms_read_begin(o.ctx->store, &db);
+    if (st == NT_OK) {
+        st = load_authorized(&o, db, ROOMS_ACT_READ);
+        if (st == NT_OK)
+            st = rooms_db_members(db, o.room_id, ca, cb, (int)limit + 1, &l);
+        rooms_read_end(o.ctx->store, db);
     }
-    nt_reply_set(rep, d);
-out:
-    cJSON_Delete(body);
+    if (st == NT_OK)
+        nt_reply_set(rep, rooms_member_page_to_json(&l, (size_t)limit));
     free(ca);
     free(cb);
-    rooms_room_clear(&r);
     rooms_member_list_clear(&l);
-    return st;
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.set_role ---- */
 
-static nt_status rooms_set_role(void *vctx, const nt_request *req, nt_reply *rep)
+/* The target of a member route, inside the transaction: 404 when not a member. */
+static nt_status load_target(op *o, sqlite3 *db, const char *target)
+{
+    nt_status st = rooms_db_member(db, o->room_id, target, &o->m);
+    if (st == NT_ENOTFOUND)
+        return nt_reply_fail(o->rep, st, "user %s is not a member of room %s", target, o->room_id);
+    return st;
+}
+
+static nt_status rooms_set_role(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "user_id", "role", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN], target[ROOMS_USER_ID_MAX];
-    rooms_role role = ROOMS_MEMBER, previous = ROOMS_OUTSIDER;
-    rooms_room r;
-    rooms_member m;
-    memset(&r, 0, sizeof(r));
-    memset(&m, 0, sizeof(m));
-    rooms_events ev = {0};
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st == NT_OK)
-        st = rooms_get_user_id(body, "user_id", true, target, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(body, "role");
-    if (rv == NULL || cJSON_IsNull(rv)) {
-        st = nt_reply_fail(rep, NT_EINVAL, "'role' is required");
-        goto out;
-    }
-    if (!cJSON_IsString(rv) || !rooms_role_parse(rv->valuestring, &role)) {
-        st = nt_reply_fail(rep, NT_EINVAL, "'role' must be \"admin\", \"moderator\" or \"member\"");
-        goto out;
-    }
+    op o;
     wtx w;
-    st = wtx_begin(&w, ctx);
+    char target[ROOMS_USER_ID_MAX];
+    rooms_role role = ROOMS_MEMBER, previous = ROOMS_OUTSIDER;
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
+    if (st == NT_OK)
+        st = rooms_get_user_id(o.body, "user_id", true, target, rep->message, sizeof(rep->message));
+    const cJSON *rv = cJSON_GetObjectItemCaseSensitive(o.body, "role");
+    if (st == NT_OK && (rv == NULL || cJSON_IsNull(rv)))
+        st = nt_reply_fail(rep, NT_EINVAL, "'role' is required");
+    else if (st == NT_OK && (!cJSON_IsString(rv) || !rooms_role_parse(rv->valuestring, &role)))
+        st = nt_reply_fail(rep, NT_EINVAL, "'role' must be \"admin\", \"moderator\" or \"member\"");
+    if (st == NT_OK)
+        st = wtx_begin(&w, o.ctx);
     if (st != NT_OK)
-        goto out;
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_SET_ROLE, &r, rep);
-    if (st == NT_OK) {
-        st = rooms_db_member(w.db, room_id, target, &m);
-        if (st == NT_ENOTFOUND)
-            st = nt_reply_fail(rep, NT_ENOTFOUND, "user %s is not a member of room %s", target,
-                               room_id);
-    }
-    bool changed = false;
-    if (st == NT_OK && m.role != role) {
-        previous = m.role;
+        return op_finish(&o, st);
+    st = load_authorized(&o, w.db, ROOMS_ACT_SET_ROLE);
+    if (st == NT_OK)
+        st = load_target(&o, w.db, target);
+    previous = o.m.role;
+    if (st == NT_OK && previous != role) {
         long long admins = 0;
         if (previous == ROOMS_ADMIN)
-            st = rooms_db_count(w.db, room_id, ROOMS_ADMIN, &admins);
+            st = rooms_db_count(w.db, o.room_id, ROOMS_ADMIN, &admins);
         if (st == NT_OK && previous == ROOMS_ADMIN && admins <= 1)
             st = nt_reply_fail(rep, NT_ECONFLICT,
                                "a room needs at least one admin: promote someone else first");
         if (st == NT_OK)
-            st = rooms_db_set_role(w.db, room_id, target, role);
+            st = rooms_db_set_role(w.db, o.room_id, target, role);
         if (st == NT_OK)
-            st = wtx_cache(&w, room_id);
-        m.role = role;
-        changed = true;
+            st = wtx_cache(&w, o.room_id);
+        o.m.role = role;
     }
     st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    if (changed) {
-        nt_log_info(MOD, "role set room=%s user=%s role=%s by=%s", room_id, target,
+    if (st == NT_OK && previous != role) {
+        nt_log_info(MOD, "role set room=%s user=%s role=%s by=%s", o.room_id, target,
                     rooms_role_name(role), req->user);
-        ev_room(&ev, room_id, "member_updated", role_event(&m, previous, req->user));
+        ev_room(&o.ev, o.room_id, "member_updated", rooms_role_event(&o.m, previous, req->user));
     }
-    nt_reply_set(rep, rooms_member_to_json(&m));
-out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    rooms_member_clear(&m);
-    return st;
+    if (st == NT_OK)
+        nt_reply_set(rep, rooms_member_to_json(&o.m));
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.remove_member ---- */
 
-static nt_status rooms_remove_member(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_remove_member(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "user_id", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN], target[ROOMS_USER_ID_MAX];
-    rooms_room r;
-    rooms_member m;
-    memset(&r, 0, sizeof(r));
-    memset(&m, 0, sizeof(m));
-    rooms_events ev = {0};
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st == NT_OK)
-        st = rooms_get_user_id(body, "user_id", true, target, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
+    op o;
     wtx w;
-    st = wtx_begin(&w, ctx);
+    char target[ROOMS_USER_ID_MAX];
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
+    if (st == NT_OK)
+        st = rooms_get_user_id(o.body, "user_id", true, target, rep->message, sizeof(rep->message));
+    if (st == NT_OK)
+        st = wtx_begin(&w, o.ctx);
     if (st != NT_OK)
-        goto out;
+        return op_finish(&o, st);
     /* First whether the caller may remove anyone at all, so outsiders and
      * plain members learn nothing about who is a member. */
-    st = load_authorized(w.db, room_id, req->user, ROOMS_ACT_REMOVE_MEMBER, &r, rep);
-    if (st == NT_OK) {
-        st = rooms_db_member(w.db, room_id, target, &m);
-        if (st == NT_ENOTFOUND)
-            st = nt_reply_fail(rep, NT_ENOTFOUND, "user %s is not a member of room %s", target,
-                               room_id);
-    }
+    st = load_authorized(&o, w.db, ROOMS_ACT_REMOVE_MEMBER);
+    if (st == NT_OK)
+        st = load_target(&o, w.db, target);
     if (st == NT_OK && strcmp(target, req->user) == 0)
         st = nt_reply_fail(rep, NT_EINVAL,
-                           "you cannot remove yourself: use POST /api/rooms/%s/leave", room_id);
+                           "you cannot remove yourself: use POST /api/rooms/%s/leave", o.room_id);
     if (st == NT_OK)
-        st = rooms_authz(ROOMS_ACT_REMOVE_MEMBER, r.role, r.is_private, m.role, room_id,
-                         rep->message, sizeof(rep->message));
+        st = rooms_authz(ROOMS_ACT_REMOVE_MEMBER, o.room.role, o.room.is_private, o.m.role,
+                         o.room_id, rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = rooms_db_remove_member(w.db, room_id, target);
+        st = rooms_db_remove_member(w.db, o.room_id, target);
     if (st == NT_OK)
-        st = wtx_cache(&w, room_id);
+        st = wtx_cache(&w, o.room_id);
     st = wtx_end(&w, st, rep);
-    if (st != NT_OK)
-        goto out;
-    nt_log_info(MOD, "member removed room=%s user=%s by=%s", room_id, target, req->user);
-    ev_room(&ev, room_id, "user_left", left_event(&m, "removed", req->user));
-    ev_user(&ev, target, "room_removed", removed_event(room_id, "removed", req->user));
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "room_id", room_id);
-    cJSON_AddStringToObject(d, "user_id", target);
-    cJSON_AddBoolToObject(d, "removed", true);
-    nt_reply_set(rep, d);
-out:
-    ev_flush(ctx, &ev, st == NT_OK);
-    cJSON_Delete(body);
-    rooms_room_clear(&r);
-    rooms_member_clear(&m);
-    return st;
+    if (st == NT_OK) {
+        nt_log_info(MOD, "member removed room=%s user=%s by=%s", o.room_id, target, req->user);
+        ev_room(&o.ev, o.room_id, "user_left", rooms_left_event(&o.m, "removed", req->user));
+        ev_user(&o.ev, target, "room_removed",
+                rooms_removed_event(o.room_id, "removed", req->user));
+        nt_reply_set(rep, rooms_done_to_json(o.room_id, target, "removed"));
+    }
+    return op_finish(&o, st);
 }
 
 /* ---- chat.rooms.authorize ---- */
@@ -1004,50 +804,32 @@ static nt_status load_access(rooms_ctx *ctx, const char *room_id, rooms_access *
     return st;
 }
 
-static nt_status rooms_authorize(void *vctx, const nt_request *req, nt_reply *rep)
+static nt_status rooms_authorize(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "action", NULL};
-    rooms_ctx *ctx = vctx;
-    cJSON *body = NULL;
-    char room_id[NT_ID_LEN];
+    op o;
     rooms_action action = ROOMS_ACT_READ;
     rooms_access a;
     memset(&a, 0, sizeof(a));
-    nt_status st = parse(req, rep, allowed, &body);
-    if (st == NT_OK)
-        st = rooms_get_room_id(body, room_id, rep->message, sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    const cJSON *av = cJSON_GetObjectItemCaseSensitive(body, "action");
-    if (!cJSON_IsString(av) || !rooms_action_parse(av->valuestring, &action)) {
+    nt_status st = op_start(&o, ctx, req, rep, allowed, true);
+    const cJSON *av = cJSON_GetObjectItemCaseSensitive(o.body, "action");
+    if (st == NT_OK && (!cJSON_IsString(av) || !rooms_action_parse(av->valuestring, &action)))
         st = nt_reply_fail(rep, NT_EINVAL,
                            "'action' must be one of read, send, join, leave, invite, update, "
                            "delete, set_role, remove_member, moderate");
-        goto out;
-    }
-    st = load_access(ctx, room_id, &a);
-    if (st != NT_OK)
-        goto out;
-    if (!a.exists) {
-        st = not_found(rep, room_id);
-        goto out;
-    }
+    if (st == NT_OK)
+        st = load_access(o.ctx, o.room_id, &a);
+    if (st == NT_OK && !a.exists)
+        st = nt_reply_fail(rep, NT_ENOTFOUND, "room %s does not exist", o.room_id);
     rooms_role role = rooms_access_role(&a, req->user);
-    st = rooms_authz(action, role, a.is_private, ROOMS_MEMBER, room_id, rep->message,
-                     sizeof(rep->message));
-    if (st != NT_OK)
-        goto out;
-    cJSON *d = cJSON_CreateObject();
-    cJSON_AddStringToObject(d, "room_id", room_id);
-    cJSON_AddStringToObject(d, "user_id", req->user);
-    cJSON_AddStringToObject(d, "action", rooms_action_name(action));
-    nt_json_add_str_or_null(d, "role", rooms_role_name(role));
-    cJSON_AddBoolToObject(d, "is_private", a.is_private);
-    nt_reply_set(rep, d);
-out:
-    cJSON_Delete(body);
+    if (st == NT_OK)
+        st = rooms_authz(action, role, a.is_private, ROOMS_MEMBER, o.room_id, rep->message,
+                         sizeof(rep->message));
+    if (st == NT_OK)
+        nt_reply_set(rep,
+                     rooms_authorized_to_json(o.room_id, req->user, action, role, a.is_private));
     rooms_access_clear(&a);
-    return st;
+    return op_finish(&o, st);
 }
 
 /* clang-format off */

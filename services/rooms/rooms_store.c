@@ -241,9 +241,9 @@ static void room_from_row(sqlite3_stmt *s, rooms_room *r)
     copy_col(s, 8, r->last_activity_at, sizeof(r->last_activity_at));
 }
 
-/* Runs a query of rooms, appending each row to out. */
-static nt_status query_rooms(sqlite3 *db, const char *sql, const char *const *params, int n,
-                             int limit, rooms_room_list *out)
+/* Runs a query, calling row(s, arg) for each row; limit > 0 binds parameter n + 1. */
+static nt_status query_each(sqlite3 *db, const char *sql, const char *const *params, int n,
+                            int limit, void (*row)(sqlite3_stmt *, void *), void *arg)
 {
     sqlite3_stmt *s = NULL;
     nt_status st = prepare(db, sql, params, n, &s);
@@ -253,10 +253,22 @@ static nt_status query_rooms(sqlite3 *db, const char *sql, const char *const *pa
         sqlite3_bind_int(s, n + 1, limit);
     int rc;
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        room_from_row(s, rooms_room_list_push(out));
+        row(s, arg);
     st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
     sqlite3_finalize(s);
     return st;
+}
+
+static void room_row(sqlite3_stmt *s, void *list)
+{
+    room_from_row(s, rooms_room_list_push(list));
+}
+
+/* Runs a query of rooms, appending each row to out. */
+static nt_status query_rooms(sqlite3 *db, const char *sql, const char *const *params, int n,
+                             int limit, rooms_room_list *out)
+{
+    return query_each(db, sql, params, n, limit, room_row, out);
 }
 
 nt_status rooms_db_room(sqlite3 *db, const char *room_id, const char *caller, rooms_room *out)
@@ -347,21 +359,15 @@ static void member_from_row(sqlite3_stmt *s, rooms_member *m)
     copy_col(s, 5, m->joined_at, sizeof(m->joined_at));
 }
 
+static void member_row(sqlite3_stmt *s, void *list)
+{
+    member_from_row(s, rooms_member_list_push(list));
+}
+
 static nt_status query_members(sqlite3 *db, const char *sql, const char *const *params, int n,
                                int limit, rooms_member_list *out)
 {
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    if (limit > 0)
-        sqlite3_bind_int(s, n + 1, limit);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        member_from_row(s, rooms_member_list_push(out));
-    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
+    return query_each(db, sql, params, n, limit, member_row, out);
 }
 
 nt_status rooms_db_member(sqlite3 *db, const char *room_id, const char *user_id, rooms_member *out)
