@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <string.h>
 
 bool nt_utf8_valid(const char *str, size_t len)
@@ -198,6 +199,21 @@ char *nt_str_trim(char *s)
     return s;
 }
 
+/* C1 controls are never text. In one-line fields (names), the invisible
+ * characters that let a name pose as another are refused too: bidirectional
+ * overrides and isolates ("ab\u202Egnp.exe" shows as "abexe.png"), zero-width
+ * space, line and paragraph separators, the byte-order mark. Multi-line text
+ * (messages, descriptions) keeps them: right-to-left writing needs them. */
+static bool text_char_refused(uint32_t cp, bool multiline)
+{
+    if (cp >= 0x80 && cp <= 0x9F)
+        return true;
+    if (multiline)
+        return false;
+    return cp == 0x200B || (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
+           cp == 0xFEFF;
+}
+
 nt_status nt_text_check(const char *field, const char *s, const nt_text_rule *rule, char *err,
                         size_t errlen)
 {
@@ -211,6 +227,19 @@ nt_status nt_text_check(const char *field, const char *s, const nt_text_rule *ru
         bool ctl = c < 0x20 || c == 0x7F;
         if (ctl && !(rule->allow_newlines && (c == '\n' || c == '\t'))) {
             snprintf(err, errlen, "'%s' contains a control character", field);
+            return NT_EINVAL;
+        }
+        uint32_t cp = 0;
+        if (c == 0xC2 && i + 1 < len) {
+            cp = (uint32_t)(unsigned char)s[i + 1] & 0x3F;
+            cp |= 0x80;
+        } else if ((c == 0xE2 || c == 0xEF) && i + 2 < len) {
+            cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)((unsigned char)s[i + 1] & 0x3F) << 6) |
+                 ((unsigned char)s[i + 2] & 0x3F);
+        }
+        if (cp != 0 && text_char_refused(cp, rule->allow_newlines)) {
+            snprintf(err, errlen, "'%s' contains a control or invisible formatting character",
+                     field);
             return NT_EINVAL;
         }
     }

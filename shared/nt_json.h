@@ -44,7 +44,9 @@ nt_status nt_json_check_keys(const cJSON *obj, const char *const *allowed, char 
 typedef struct {
     size_t min_chars;    /* after trimming, in code points */
     size_t max_chars;    /* after trimming, in code points */
-    bool allow_newlines; /* \n and \t allowed (message bodies); other controls never */
+    bool allow_newlines; /* multi-line text (message bodies): \n, \t and bidi/zero-width
+                          * formatting allowed; one-line text refuses those; C0/C1
+                          * controls never */
 } nt_text_rule;
 
 /* Reads obj[key] as text: must be a JSON string, is trimmed of leading and

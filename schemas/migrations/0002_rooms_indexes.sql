@@ -4,8 +4,9 @@
 -- A user's rooms (GET /api/rooms) and membership checks by user.
 CREATE INDEX room_members_user ON room_members (user_id, room_id);
 
--- Members of a room in joining order (member lists, the longest-standing member).
-CREATE INDEX room_members_room_joined ON room_members (room_id, joined_at);
+-- Members of a room in joining order (member lists and their keyset paging,
+-- the longest-standing member).
+CREATE INDEX room_members_room_joined ON room_members (room_id, joined_at, user_id);
 
 -- Public rooms to discover, by name without regard to case, then id (keyset paging).
 CREATE INDEX chat_rooms_public_name ON chat_rooms (name COLLATE NOCASE, id) WHERE is_private = 0;

@@ -24,6 +24,8 @@ static const nt_cfg_spec specs[] = {
     {"NATTER_KV_REPLICAS", NT_CFG_INT, "1", 1, 5, false, false, "replicas of each KV bucket"},
     {"NATTER_ROOMS_CONCURRENCY", NT_CFG_INT, "4", 1, 64, false, false,
      "requests of one rooms route handled at once per instance"},
+    {"NATTER_ROOMS_CACHE_MAX_MEMBERS", NT_CFG_INT, "2000", 1, 100000, false, false,
+     "rooms with more members are not kept in the authorisation cache"},
     {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false, "debug, info, warn or error"},
 };
 
@@ -39,7 +41,7 @@ static nt_status ensure_user(void *arg, const char *user_id, const char *request
     nt_status st = nt_nats_request(arg, "chat.auth.users.get", user_id, request_id, "{}", 2,
                                    AUTH_TIMEOUT_MS, &r);
     if (st == NT_OK && r.http != 200)
-        st = NT_ENOTFOUND;
+        st = r.http == 404 ? NT_ENOTFOUND : NT_EUNAVAIL;
     nt_response_free(&r);
     return st;
 }
@@ -90,6 +92,7 @@ int main(void)
         .publish_arg = nc,
         .ensure_user = ensure_user,
         .ensure_arg = nc,
+        .cache_max = (size_t)nt_config_int(cfg, "NATTER_ROOMS_CACHE_MAX_MEMBERS"),
     };
     nt_service_def def = {
         .name = "rooms",

@@ -18,7 +18,7 @@
 #define ROOMS_NAME_MAX        100
 #define ROOMS_DESC_MAX        1000
 #define ROOMS_BODY_MAX        16384
-#define ROOMS_CACHE_MAX       5000 /* rooms with more members are not cached */
+#define ROOMS_CACHE_MAX       2000 /* default NATTER_ROOMS_CACHE_MAX_MEMBERS */
 #define ROOMS_LIST_DEFAULT    50
 #define ROOMS_LIST_MAX        100
 #define ROOMS_MEMBERS_DEFAULT 100
@@ -116,6 +116,7 @@ typedef struct {
 typedef struct {
     char room_id[NT_ID_LEN];
     bool exists;
+    bool uncached; /* a marker: too many members to cache, ask the database */
     bool is_private;
     rooms_access_member *members; /* owned */
     size_t n;
@@ -134,8 +135,11 @@ rooms_role rooms_access_role(const rooms_access *a, const char *user_id);
  * inside either. */
 
 nt_status rooms_txn_begin(nt_store *st, sqlite3 **db);
-/* Commits (commit true) or rolls back, then unlocks. Returns the commit's status. */
-nt_status rooms_txn_end(nt_store *st, sqlite3 *db, bool commit);
+/* A write ends with rooms_txn_commit, or rooms_txn_rollback (also after a
+ * failed commit), then nt_store_unlock: between them the caller may still act
+ * in the write order (undo a cache entry, publish events). */
+nt_status rooms_txn_commit(sqlite3 *db);
+void rooms_txn_rollback(sqlite3 *db);
 nt_status rooms_read_begin(nt_store *st, sqlite3 **db);
 void rooms_read_end(nt_store *st, sqlite3 *db);
 
@@ -180,6 +184,10 @@ nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_tim
 /* The room's access state (every member and role); exists false when the
  * room is gone. */
 nt_status rooms_db_access(sqlite3 *db, const char *room_id, rooms_access *out);
+/* The same for one user only (members holds that user when a member): for
+ * rooms too large to cache. One indexed lookup. */
+nt_status rooms_db_access_of(sqlite3 *db, const char *room_id, const char *user_id,
+                             rooms_access *out);
 
 /* Now as "YYYY-MM-DDTHH:MM:SS.mmmZ", from nt_clock. */
 void rooms_now(char out[ROOMS_TIME_LEN]);
@@ -191,7 +199,11 @@ cJSON *rooms_room_to_json(const rooms_room *r, bool with_role);
 cJSON *rooms_member_to_json(const rooms_member *m);
 /* Pages: the first limit items of l (l holds one more when another page
  * follows) and "next_cursor", built from the last item's keys (its name or
- * last activity, and id; its joined_at and user id), or null. */
+ * last activity, and id; its joined_at and user id), or null. The cursor's
+ * first key starts with the kind of list (below), checked when it returns. */
+#define ROOMS_CURSOR_NAME     'n'
+#define ROOMS_CURSOR_ACTIVITY 'a'
+#define ROOMS_CURSOR_JOINED   'j'
 cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name);
 cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit);
 /* {"room_id", "user_id"? (when non-NULL), <what>: true} */
@@ -251,9 +263,12 @@ typedef struct {
     nt_status (*publish)(void *arg, const char *subject, const char *data, size_t len);
     void *publish_arg;
     /* Asks auth to make sure user_id has a profile (with Clerk, auth creates
-     * it from Clerk's record). NT_OK when it exists now. May be NULL. */
+     * it from Clerk's record). NT_OK when it exists now, NT_ENOTFOUND when
+     * auth says there is none, another status when auth could not answer.
+     * May be NULL. */
     nt_status (*ensure_user)(void *arg, const char *user_id, const char *request_id);
     void *ensure_arg;
+    size_t cache_max; /* rooms with more members are not cached; 0: ROOMS_CACHE_MAX */
 } rooms_ctx;
 
 extern const nt_route rooms_routes[];

@@ -51,13 +51,22 @@ cJSON *rooms_member_to_json(const rooms_member *m)
 
 /* A page of rooms or members: the first limit items of l (which may hold one
  * more, meaning another page follows) and the cursor of the last one. */
-static cJSON *page(cJSON *items, const char *key, bool more, const char *a, const char *b)
+static cJSON *page(cJSON *items, const char *key, bool more, char kind, const char *a,
+                   const char *b)
 {
     cJSON *d = cJSON_CreateObject();
     NT_ASSERT(d != NULL);
     cJSON_AddItemToObject(d, key, items);
     if (more) {
-        char *c = rooms_cursor_encode(a, b);
+        /* The first key starts with the kind of page, so a cursor of one list
+         * is refused by another instead of paging it wrongly. */
+        size_t n = strlen(a);
+        char *ka = malloc(n + 2);
+        NT_ASSERT(ka != NULL);
+        ka[0] = kind;
+        memcpy(ka + 1, a, n + 1);
+        char *c = rooms_cursor_encode(ka, b);
+        free(ka);
         cJSON_AddStringToObject(d, "next_cursor", c);
         free(c);
     } else {
@@ -73,8 +82,8 @@ cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_n
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, rooms_room_to_json(&l->v[i], true));
     const rooms_room *last = n > 0 ? &l->v[n - 1] : NULL;
-    return page(arr, "rooms", l->n > n, last ? (by_name ? last->name : last->last_activity_at) : "",
-                last ? last->id : "");
+    return page(arr, "rooms", l->n > n, by_name ? ROOMS_CURSOR_NAME : ROOMS_CURSOR_ACTIVITY,
+                last ? (by_name ? last->name : last->last_activity_at) : "", last ? last->id : "");
 }
 
 cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit)
@@ -84,7 +93,8 @@ cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit)
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, rooms_member_to_json(&l->v[i]));
     const rooms_member *last = n > 0 ? &l->v[n - 1] : NULL;
-    return page(arr, "members", l->n > n, last ? last->joined_at : "", last ? last->user_id : "");
+    return page(arr, "members", l->n > n, ROOMS_CURSOR_JOINED, last ? last->joined_at : "",
+                last ? last->user_id : "");
 }
 
 cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what)
@@ -191,7 +201,9 @@ char *rooms_access_to_text(const rooms_access *a)
     NT_ASSERT(j != NULL);
     cJSON_AddStringToObject(j, "room_id", a->room_id);
     cJSON_AddBoolToObject(j, "exists", a->exists);
-    if (a->exists) {
+    if (a->exists && a->uncached) {
+        cJSON_AddBoolToObject(j, "uncached", true);
+    } else if (a->exists) {
         cJSON_AddBoolToObject(j, "is_private", a->is_private);
         cJSON *arr = cJSON_AddArrayToObject(j, "members");
         for (size_t i = 0; i < a->n; i++) {
@@ -222,7 +234,11 @@ nt_status rooms_access_from_text(const char *text, size_t len, rooms_access *out
         goto out;
     snprintf(a.room_id, sizeof(a.room_id), "%s", id->valuestring);
     a.exists = cJSON_IsTrue(ex);
-    if (a.exists) {
+    const cJSON *unc = cJSON_GetObjectItemCaseSensitive(j, "uncached");
+    if (unc != NULL && !cJSON_IsBool(unc))
+        goto out;
+    a.uncached = a.exists && cJSON_IsTrue(unc);
+    if (a.exists && !a.uncached) {
         const cJSON *priv = cJSON_GetObjectItemCaseSensitive(j, "is_private");
         const cJSON *arr = cJSON_GetObjectItemCaseSensitive(j, "members");
         if (!cJSON_IsBool(priv) || !cJSON_IsArray(arr))

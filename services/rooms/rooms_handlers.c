@@ -63,7 +63,7 @@ static void cache_key(const char *room_id, char *key, size_t keylen)
 typedef struct {
     rooms_ctx *ctx;
     sqlite3 *db;
-    char cached_room[NT_ID_LEN]; /* the cache entry this write replaced, if any */
+    char cached_room[NT_ID_LEN]; /* the entry this write put or tried to put */
     bool cache_failed;
 } wtx;
 
@@ -74,11 +74,18 @@ static nt_status wtx_begin(wtx *w, rooms_ctx *ctx)
     return rooms_txn_begin(ctx->store, &w->db);
 }
 
-/* Puts the room's access state as this transaction leaves it, before COMMIT,
- * so cache writes land in database order across threads and processes (the
- * write lock of BEGIN IMMEDIATE is held). A failure refuses the whole write:
- * committing without it would leave authorize answering from the old state
- * for up to an hour. Rooms too large to cache have their entry deleted. */
+static size_t cache_max(const rooms_ctx *ctx)
+{
+    return ctx->cache_max > 0 ? ctx->cache_max : ROOMS_CACHE_MAX;
+}
+
+/* Puts the room's access state as this transaction leaves it, as the last
+ * step before COMMIT, so cache writes land in database order across threads
+ * and processes (the write lock of BEGIN IMMEDIATE is held). A failure
+ * refuses the whole write: committing without it would leave authorize
+ * answering from the old state for up to an hour. A room too large to cache
+ * gets a marker that sends authorize to the database, and that a slow reader's
+ * create-if-absent cannot replace. */
 static nt_status wtx_cache(wtx *w, const char *room_id)
 {
     if (w->ctx->kv == NULL)
@@ -89,42 +96,47 @@ static nt_status wtx_cache(wtx *w, const char *room_id)
         return st;
     char key[NT_ID_LEN + 16];
     cache_key(room_id, key, sizeof(key));
-    if (a.n > ROOMS_CACHE_MAX) {
-        st = nt_kv_delete(w->ctx->kv, key);
-    } else {
-        char *s = rooms_access_to_text(&a);
-        st = nt_kv_put(w->ctx->kv, key, s, strlen(s));
-        free(s);
-    }
+    a.uncached = a.n > cache_max(w->ctx);
+    char *s = rooms_access_to_text(&a);
+    snprintf(w->cached_room, sizeof(w->cached_room), "%s", room_id);
+    st = nt_kv_put(w->ctx->kv, key, s, strlen(s));
+    free(s);
     rooms_access_clear(&a);
     if (st != NT_OK) {
         w->cache_failed = true;
         nt_log_error(MOD, "authorisation cache unreachable; write refused room=%s", room_id);
         return NT_EUNAVAIL;
     }
-    snprintf(w->cached_room, sizeof(w->cached_room), "%s", room_id);
     return NT_OK;
 }
 
-/* Ends the write: commits when st is NT_OK, else rolls back. When the commit
- * fails after the cache was written, the entry is removed (still under the
- * lock) so readers refill it from the database. Returns the final status and
- * names the cache when it was the cause. */
-static nt_status wtx_end(wtx *w, nt_status st, nt_reply *rep)
+/* Ends the write: commits when st is NT_OK. When it does not commit after the
+ * cache was written (or a put was tried: a put that timed out may still have
+ * landed), the entry is deleted before the rollback, while this transaction
+ * still holds the database's write lock, so no other writer's entry can be
+ * the one deleted; readers then refill it from the committed state. After a
+ * commit, the queued events are published before the store's lock is
+ * released, so one instance publishes a room's events in commit order.
+ * Returns the final status and names the cache when it was the cause. */
+static nt_status wtx_end(wtx *w, nt_status st, nt_reply *rep, rooms_events *ev)
 {
-    nt_status cst = rooms_txn_end(w->ctx->store, w->db, st == NT_OK);
-    if (st == NT_OK && cst != NT_OK && w->cached_room[0] != '\0') {
-        char key[NT_ID_LEN + 16];
-        cache_key(w->cached_room, key, sizeof(key));
-        if (nt_kv_delete(w->ctx->kv, key) != NT_OK)
-            nt_log_error(MOD, "cache may hold an uncommitted state room=%s", w->cached_room);
+    nt_status cst = st == NT_OK ? rooms_txn_commit(w->db) : st;
+    if (cst != NT_OK) {
+        if (w->cached_room[0] != '\0') {
+            char key[NT_ID_LEN + 16];
+            cache_key(w->cached_room, key, sizeof(key));
+            if (nt_kv_delete(w->ctx->kv, key) != NT_OK && nt_kv_delete(w->ctx->kv, key) != NT_OK)
+                nt_log_error(MOD, "cache may hold an uncommitted state room=%s", w->cached_room);
+        }
+        rooms_txn_rollback(w->db);
+    } else if (ev != NULL) {
+        ev_flush(w->ctx, ev, true);
     }
-    if (st == NT_OK)
-        st = cst;
+    nt_store_unlock(w->ctx->store);
     if (w->cache_failed)
         return nt_reply_fail(rep, NT_EUNAVAIL,
                              "the authorisation cache is unavailable; nothing was changed");
-    return st;
+    return cst;
 }
 
 /* ---- one request ----
@@ -198,21 +210,41 @@ static nt_status caller_has_profile(op *o, sqlite3 *db, bool *missing)
     return st == NT_OK && !exists ? nt_reply_fail(o->rep, NT_ECONFLICT, NO_PROFILE) : st;
 }
 
-/* Asks auth for the caller's profile (with Clerk, auth creates it from
- * Clerk's record). True when the write should be tried again. */
-static bool ask_auth_for_profile(op *o)
+/* After a write refused for want of the caller's profile: asks auth for it
+ * (with Clerk, auth creates it from Clerk's record). True when the write
+ * should be tried again; otherwise *st and the reply say why not: 409 when
+ * there is no profile, 503 when auth could not be asked. */
+static bool ask_auth_for_profile(op *o, nt_status *st)
 {
-    return o->ctx->ensure_user != NULL &&
-           o->ctx->ensure_user(o->ctx->ensure_arg, o->req->user, o->req->request_id) == NT_OK;
+    if (o->ctx->ensure_user == NULL)
+        return false;
+    nt_status a = o->ctx->ensure_user(o->ctx->ensure_arg, o->req->user, o->req->request_id);
+    if (a == NT_OK) {
+        o->rep->message[0] = '\0';
+        *st = NT_OK;
+        return true;
+    }
+    if (a != NT_ENOTFOUND)
+        *st = nt_reply_fail(o->rep, NT_EUNAVAIL,
+                            "auth is unavailable: cannot check the caller's profile");
+    return false;
 }
 
-/* The optional paging cursor: *a and *b stay NULL when there is none. */
-static nt_status get_cursor(op *o, char **a, char **b)
+/* The optional paging cursor of a list of this kind: *a (without the kind)
+ * and *b stay NULL when there is none. */
+static nt_status get_cursor(op *o, char kind, char **a, char **b)
 {
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(o->body, "cursor");
-    if (cur != NULL && !cJSON_IsNull(cur) &&
-        (!cJSON_IsString(cur) || rooms_cursor_decode(cur->valuestring, a, b) != NT_OK))
+    if (cur == NULL || cJSON_IsNull(cur))
+        return NT_OK;
+    if (!cJSON_IsString(cur) || rooms_cursor_decode(cur->valuestring, a, b) != NT_OK ||
+        (*a)[0] != kind) {
+        free(*a);
+        free(*b);
+        *a = *b = NULL;
         return nt_reply_fail(o->rep, NT_EINVAL, "'cursor' is invalid");
+    }
+    memmove(*a, *a + 1, strlen(*a));
     return NT_OK;
 }
 
@@ -254,7 +286,7 @@ static nt_status rooms_list(void *ctx, const nt_request *req, nt_reply *rep)
         st = rooms_get_limit(o.body, "limit", ROOMS_LIST_DEFAULT, ROOMS_LIST_MAX, &limit,
                              rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = get_cursor(&o, &ca, &cb);
+        st = get_cursor(&o, pub ? ROOMS_CURSOR_NAME : ROOMS_CURSOR_ACTIVITY, &ca, &cb);
     if (st != NT_OK)
         goto out;
     sqlite3 *db = NULL;
@@ -316,11 +348,11 @@ static nt_status rooms_create(void *ctx, const nt_request *req, nt_reply *rep)
         if (st == NT_OK)
             st = rooms_db_add_member(w.db, r->id, req->user, ROOMS_ADMIN, r->created_at);
         if (st == NT_OK)
-            st = wtx_cache(&w, r->id);
-        if (st == NT_OK)
             st = rooms_db_room(w.db, r->id, req->user, &o.view);
-        st = wtx_end(&w, st, rep);
-        if (!missing || attempt > 0 || !ask_auth_for_profile(&o))
+        if (st == NT_OK)
+            st = wtx_cache(&w, r->id);
+        st = wtx_end(&w, st, rep, NULL);
+        if (!missing || attempt > 0 || !ask_auth_for_profile(&o, &st))
             break;
     }
     if (st == NT_OK) {
@@ -402,16 +434,16 @@ static nt_status rooms_update(void *ctx, const nt_request *req, nt_reply *rep)
         }
         r->is_private = set_priv ? priv : r->is_private;
         st = rooms_db_update_room(w.db, r);
+        if (st == NT_OK)
+            st = rooms_db_room(w.db, o.room_id, req->user, &o.view);
         if (st == NT_OK && privacy_changed)
             st = wtx_cache(&w, o.room_id);
         if (st == NT_OK)
-            st = rooms_db_room(w.db, o.room_id, req->user, &o.view);
+            ev_room(&o.ev, o.room_id, "room_updated", rooms_room_to_json(&o.view, false));
     }
-    st = wtx_end(&w, st, rep);
-    if (st == NT_OK) {
-        ev_room(&o.ev, o.room_id, "room_updated", rooms_room_to_json(&o.view, false));
+    st = wtx_end(&w, st, rep, &o.ev);
+    if (st == NT_OK)
         nt_reply_set(rep, rooms_room_to_json(&o.view, true));
-    }
 out:
     free(name);
     free(desc);
@@ -455,7 +487,7 @@ static nt_status rooms_delete(void *ctx, const nt_request *req, nt_reply *rep)
     st = load_authorized(&o, w.db, ROOMS_ACT_DELETE);
     if (st == NT_OK)
         st = delete_room(&o, &w);
-    st = wtx_end(&w, st, rep);
+    st = wtx_end(&w, st, rep, &o.ev);
     if (st == NT_OK) {
         nt_log_info(MOD, "room deleted room=%s user=%s", o.room_id, req->user);
         nt_reply_set(rep, rooms_done_to_json(o.room_id, NULL, "deleted"));
@@ -486,20 +518,21 @@ static nt_status rooms_join(void *ctx, const nt_request *req, nt_reply *rep)
             if (st == NT_OK)
                 st = rooms_db_add_member(w.db, o.room_id, req->user, ROOMS_MEMBER, now);
             if (st == NT_OK)
-                st = wtx_cache(&w, o.room_id);
-            if (st == NT_OK)
                 st = rooms_db_member(w.db, o.room_id, req->user, &o.m);
-            joined = st == NT_OK;
+            joined = true;
         }
         if (st == NT_OK)
             st = rooms_db_room(w.db, o.room_id, req->user, &o.view);
-        st = wtx_end(&w, st, rep);
-        if (!missing || attempt > 0 || !ask_auth_for_profile(&o))
+        if (st == NT_OK && joined)
+            st = wtx_cache(&w, o.room_id);
+        if (st == NT_OK && joined)
+            ev_room(&o.ev, o.room_id, "user_joined", rooms_joined_event(&o.m, NULL));
+        st = wtx_end(&w, st, rep, &o.ev);
+        if (!missing || attempt > 0 || !ask_auth_for_profile(&o, &st))
             break;
-        st = NT_OK; /* auth has made the profile: once more */
+        joined = false;
+        rooms_member_clear(&o.m);
     }
-    if (st == NT_OK && joined)
-        ev_room(&o.ev, o.room_id, "user_joined", rooms_joined_event(&o.m, NULL));
     if (st == NT_OK)
         nt_reply_set(rep, rooms_room_to_json(&o.view, true));
     return op_finish(&o, st);
@@ -544,17 +577,17 @@ static nt_status rooms_leave(void *ctx, const nt_request *req, nt_reply *rep)
         }
         if (st == NT_OK)
             st = wtx_cache(&w, o.room_id);
-    }
-    st = wtx_end(&w, st, rep);
-    if (st == NT_OK && !deleted) {
-        ev_room(&o.ev, o.room_id, "user_left", rooms_left_event(&o.m, "left", NULL));
-        if (heir[0] != '\0') {
-            rooms_role previous = promoted.role;
-            promoted.role = ROOMS_ADMIN;
-            ev_room(&o.ev, o.room_id, "member_updated",
-                    rooms_role_event(&promoted, previous, NULL));
+        if (st == NT_OK) {
+            ev_room(&o.ev, o.room_id, "user_left", rooms_left_event(&o.m, "left", NULL));
+            if (heir[0] != '\0') {
+                rooms_role previous = promoted.role;
+                promoted.role = ROOMS_ADMIN;
+                ev_room(&o.ev, o.room_id, "member_updated",
+                        rooms_role_event(&promoted, previous, NULL));
+            }
         }
     }
+    st = wtx_end(&w, st, rep, &o.ev);
     if (st == NT_OK)
         nt_reply_set(rep, rooms_left_to_json(o.room_id, deleted, heir[0] ? heir : NULL));
     rooms_member_clear(&promoted);
@@ -569,10 +602,10 @@ static nt_status find_invitee(op *o, sqlite3 *db, const char *username, char *ta
     if (username != NULL) {
         nt_status st = rooms_db_user_by_name(db, username, target);
         if (st == NT_ENOTFOUND)
-            return nt_reply_fail(o->rep, st, "no user is called '%.64s'", username);
+            return nt_reply_fail(o->rep, st, "no user is called '%s'", username);
         if (st == NT_ECONFLICT)
-            return nt_reply_fail(o->rep, st,
-                                 "several users are called '%.64s'; invite by 'user_id'", username);
+            return nt_reply_fail(o->rep, st, "several users are called '%s'; invite by 'user_id'",
+                                 username);
         return st;
     }
     bool exists = false;
@@ -620,16 +653,18 @@ static nt_status rooms_invite(void *ctx, const nt_request *req, nt_reply *rep)
         st = rooms_db_add_member(w.db, o.room_id, target, ROOMS_MEMBER, now);
     }
     if (st == NT_OK)
-        st = wtx_cache(&w, o.room_id);
-    if (st == NT_OK)
         st = rooms_db_member(w.db, o.room_id, target, &o.m);
     if (st == NT_OK)
         st = rooms_db_room(w.db, o.room_id, target, &o.view);
-    st = wtx_end(&w, st, rep);
+    if (st == NT_OK)
+        st = wtx_cache(&w, o.room_id);
     if (st == NT_OK) {
-        nt_log_info(MOD, "invited room=%s user=%s by=%s", o.room_id, target, req->user);
         ev_room(&o.ev, o.room_id, "user_joined", rooms_joined_event(&o.m, req->user));
         ev_user(&o.ev, target, "room_invited", rooms_invited_event(&o.view, &o.m, req->user));
+    }
+    st = wtx_end(&w, st, rep, &o.ev);
+    if (st == NT_OK) {
+        nt_log_info(MOD, "invited room=%s user=%s by=%s", o.room_id, target, req->user);
         nt_reply_set(rep, rooms_member_to_json(&o.m));
     }
 out:
@@ -652,7 +687,7 @@ static nt_status rooms_members(void *ctx, const nt_request *req, nt_reply *rep)
         st = rooms_get_limit(o.body, "limit", ROOMS_MEMBERS_DEFAULT, ROOMS_MEMBERS_MAX, &limit,
                              rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = get_cursor(&o, &ca, &cb);
+        st = get_cursor(&o, ROOMS_CURSOR_JOINED, &ca, &cb);
     if (st == NT_OK)
         st = rooms_read_begin(o.ctx->store, &db);
     if (st == NT_OK) {
@@ -715,13 +750,14 @@ static nt_status rooms_set_role(void *ctx, const nt_request *req, nt_reply *rep)
         if (st == NT_OK)
             st = wtx_cache(&w, o.room_id);
         o.m.role = role;
+        if (st == NT_OK)
+            ev_room(&o.ev, o.room_id, "member_updated",
+                    rooms_role_event(&o.m, previous, req->user));
     }
-    st = wtx_end(&w, st, rep);
-    if (st == NT_OK && previous != role) {
+    st = wtx_end(&w, st, rep, &o.ev);
+    if (st == NT_OK && previous != role)
         nt_log_info(MOD, "role set room=%s user=%s role=%s by=%s", o.room_id, target,
                     rooms_role_name(role), req->user);
-        ev_room(&o.ev, o.room_id, "member_updated", rooms_role_event(&o.m, previous, req->user));
-    }
     if (st == NT_OK)
         nt_reply_set(rep, rooms_member_to_json(&o.m));
     return op_finish(&o, st);
@@ -747,22 +783,24 @@ static nt_status rooms_remove_member(void *ctx, const nt_request *req, nt_reply 
     st = load_authorized(&o, w.db, ROOMS_ACT_REMOVE_MEMBER);
     if (st == NT_OK)
         st = load_target(&o, w.db, target);
+    if (st == NT_OK)
+        st = rooms_authz(ROOMS_ACT_REMOVE_MEMBER, o.room.role, o.room.is_private, o.m.role,
+                         o.room_id, rep->message, sizeof(rep->message));
     if (st == NT_OK && strcmp(target, req->user) == 0)
         st = nt_reply_fail(rep, NT_EINVAL,
                            "you cannot remove yourself: use POST /api/rooms/%s/leave", o.room_id);
     if (st == NT_OK)
-        st = rooms_authz(ROOMS_ACT_REMOVE_MEMBER, o.room.role, o.room.is_private, o.m.role,
-                         o.room_id, rep->message, sizeof(rep->message));
-    if (st == NT_OK)
         st = rooms_db_remove_member(w.db, o.room_id, target);
     if (st == NT_OK)
         st = wtx_cache(&w, o.room_id);
-    st = wtx_end(&w, st, rep);
     if (st == NT_OK) {
-        nt_log_info(MOD, "member removed room=%s user=%s by=%s", o.room_id, target, req->user);
         ev_room(&o.ev, o.room_id, "user_left", rooms_left_event(&o.m, "removed", req->user));
         ev_user(&o.ev, target, "room_removed",
                 rooms_removed_event(o.room_id, "removed", req->user));
+    }
+    st = wtx_end(&w, st, rep, &o.ev);
+    if (st == NT_OK) {
+        nt_log_info(MOD, "member removed room=%s user=%s by=%s", o.room_id, target, req->user);
         nt_reply_set(rep, rooms_done_to_json(o.room_id, target, "removed"));
     }
     return op_finish(&o, st);
@@ -773,30 +811,36 @@ static nt_status rooms_remove_member(void *ctx, const nt_request *req, nt_reply 
 /* The room's access state: from the cache, else from the database (then the
  * cache is filled with create-if-absent, so a slow reader never overwrites
  * what a writer put meanwhile). */
-static nt_status load_access(rooms_ctx *ctx, const char *room_id, rooms_access *out)
+static nt_status load_access(rooms_ctx *ctx, const char *room_id, const char *user,
+                             rooms_access *out)
 {
     char key[NT_ID_LEN + 16];
     cache_key(room_id, key, sizeof(key));
+    bool marker = false;
     if (ctx->kv != NULL) {
         char *data = NULL;
         size_t len = 0;
         if (nt_kv_get(ctx->kv, key, &data, &len) == NT_OK) {
             nt_status st = rooms_access_from_text(data, len, out);
             free(data);
-            if (st == NT_OK && strcmp(out->room_id, room_id) == 0)
+            if (st == NT_OK && strcmp(out->room_id, room_id) == 0 && !out->uncached)
                 return NT_OK;
+            marker = st == NT_OK && out->uncached;
             if (st == NT_OK)
                 rooms_access_clear(out);
-            nt_log_warn(MOD, "ignoring a malformed cache entry room=%s", room_id);
+            if (!marker)
+                nt_log_warn(MOD, "ignoring a malformed cache entry room=%s", room_id);
         }
     }
     sqlite3 *db = NULL;
     nt_status st = rooms_read_begin(ctx->store, &db);
     if (st != NT_OK)
         return st;
-    st = rooms_db_access(db, room_id, out);
+    /* A room too large to cache: only the caller's row is read. */
+    st = marker ? rooms_db_access_of(db, room_id, user, out) : rooms_db_access(db, room_id, out);
     rooms_read_end(ctx->store, db);
-    if (st == NT_OK && ctx->kv != NULL && out->exists && out->n <= ROOMS_CACHE_MAX) {
+    if (st == NT_OK && !marker && ctx->kv != NULL && out->exists) {
+        out->uncached = out->n > cache_max(ctx);
         char *s = rooms_access_to_text(out);
         nt_kv_create(ctx->kv, key, s, strlen(s)); /* a conflict means a writer was first */
         free(s);
@@ -818,7 +862,7 @@ static nt_status rooms_authorize(void *ctx, const nt_request *req, nt_reply *rep
                            "'action' must be one of read, send, join, leave, invite, update, "
                            "delete, set_role, remove_member, moderate");
     if (st == NT_OK)
-        st = load_access(o.ctx, o.room_id, &a);
+        st = load_access(o.ctx, o.room_id, req->user, &a);
     if (st == NT_OK && !a.exists)
         st = nt_reply_fail(rep, NT_ENOTFOUND, "room %s does not exist", o.room_id);
     rooms_role role = rooms_access_role(&a, req->user);

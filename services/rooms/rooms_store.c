@@ -112,23 +112,26 @@ nt_status rooms_read_begin(nt_store *st, sqlite3 **db)
     return begin(st, db, "BEGIN");
 }
 
-nt_status rooms_txn_end(nt_store *st, sqlite3 *db, bool commit)
+nt_status rooms_txn_commit(sqlite3 *db)
 {
-    nt_status r = NT_OK;
-    if (commit) {
-        r = nt_store_status(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL));
-        if (r != NT_OK)
-            nt_log_error(MOD, "store commit failed err=\"%s\"", sqlite3_errmsg(db));
-    }
-    if (!commit || r != NT_OK)
-        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    nt_store_unlock(st);
+    nt_status r = nt_store_status(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL));
+    if (r != NT_OK)
+        nt_log_error(MOD, "store commit failed err=\"%s\"", sqlite3_errmsg(db));
     return r;
+}
+
+void rooms_txn_rollback(sqlite3 *db)
+{
+    if (!sqlite3_get_autocommit(db))
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
 }
 
 void rooms_read_end(nt_store *st, sqlite3 *db)
 {
-    sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    /* A read commits nothing; a failed COMMIT must not leave the shared
+     * connection inside a transaction. */
+    if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+        sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
     nt_store_unlock(st);
 }
 
@@ -193,10 +196,11 @@ static void copy_col(sqlite3_stmt *s, int col, char *out, size_t outlen)
 
 static rooms_role role_col(sqlite3_stmt *s, int col)
 {
-    rooms_role r = ROOMS_OUTSIDER;
+    /* A row exists: NULL or an unknown name is the schema's default role. */
+    rooms_role r = ROOMS_MEMBER;
     const unsigned char *t = sqlite3_column_text(s, col);
-    if (t != NULL && !rooms_role_parse((const char *)t, &r))
-        r = ROOMS_MEMBER; /* the schema's default role */
+    if (t == NULL || !rooms_role_parse((const char *)t, &r))
+        r = ROOMS_MEMBER;
     return r;
 }
 
@@ -206,7 +210,8 @@ static rooms_role role_col(sqlite3_stmt *s, int col)
     "r.id, r.name, r.description, r.is_private, r.created_by, " ISO(                               \
         "r.created_at") ", "                                                                       \
                         "(SELECT COUNT(*) FROM room_members c WHERE c.room_id = r.id), "           \
-                        "(SELECT me.role FROM room_members me WHERE me.room_id = r.id AND "        \
+                        "(SELECT coalesce(me.role, 'member') FROM room_members me WHERE "          \
+                        "me.room_id = r.id AND "                                                   \
                         "me.user_id = ?1), "                                                       \
                         "max(" ISO(                                                                \
                             "r.created_at") ", "                                                   \
@@ -237,7 +242,7 @@ static void room_from_row(sqlite3_stmt *s, rooms_room *r)
     copy_col(s, 4, r->created_by, sizeof(r->created_by));
     copy_col(s, 5, r->created_at, sizeof(r->created_at));
     r->member_count = sqlite3_column_int64(s, 6);
-    r->role = role_col(s, 7);
+    r->role = sqlite3_column_type(s, 7) == SQLITE_NULL ? ROOMS_OUTSIDER : role_col(s, 7);
     copy_col(s, 8, r->last_activity_at, sizeof(r->last_activity_at));
 }
 
@@ -304,8 +309,8 @@ nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, c
 {
     static const char *sql = "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.is_private = 0 "
                              "AND (?2 IS NULL OR r.name LIKE '%' || ?2 || '%' ESCAPE '\\') "
-                             "AND (?3 IS NULL OR r.name COLLATE NOCASE > ?3 "
-                             "     OR (r.name COLLATE NOCASE = ?3 AND r.id > ?4)) "
+                             "AND (?3 IS NULL OR (r.name COLLATE NOCASE >= ?3 "
+                             "     AND (r.name COLLATE NOCASE > ?3 OR r.id > ?4))) "
                              "ORDER BY r.name COLLATE NOCASE, r.id LIMIT ?5";
     char *like = NULL;
     if (q != NULL) {
@@ -392,11 +397,13 @@ nt_status rooms_db_member(sqlite3 *db, const char *room_id, const char *user_id,
 nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_time,
                            const char *cur_id, int limit, rooms_member_list *out)
 {
+    /* On the raw joined_at: only rooms writes it, always in one form, and the
+     * index (room_id, joined_at, user_id) then serves the order and the seek. */
     static const char *sql =
-        "SELECT * FROM (SELECT " MEMBER_COLS ", m.rowid AS seq FROM room_members m "
-        "LEFT JOIN users u ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1) "
-        "WHERE ?2 IS NULL OR joined > ?2 OR (joined = ?2 AND user_id > ?3) "
-        "ORDER BY joined, user_id LIMIT ?4";
+        "SELECT " MEMBER_COLS "FROM room_members m "
+        "LEFT JOIN users u ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1 "
+        "AND (?2 IS NULL OR (m.joined_at >= ?2 AND (m.joined_at > ?2 OR m.user_id > ?3))) "
+        "ORDER BY m.joined_at, m.user_id LIMIT ?4";
     const char *p[] = {room_id, cur_time, cur_id};
     return query_members(db, sql, p, 3, limit, out);
 }
@@ -523,7 +530,7 @@ nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOM
     sqlite3_stmt *s = NULL;
     nt_status st = prepare(db,
                            "SELECT user_id FROM room_members WHERE room_id = ?1 "
-                           "ORDER BY " ISO("joined_at") ", user_id LIMIT 1",
+                           "ORDER BY joined_at, user_id LIMIT 1",
                            p, 1, &s);
     if (st != NT_OK)
         return st;
@@ -577,6 +584,43 @@ nt_status rooms_db_access(sqlite3 *db, const char *room_id, rooms_access *out)
         st = step_error(db, rc);
     sqlite3_finalize(s);
 out:
+    if (st == NT_OK)
+        *out = a;
+    else
+        rooms_access_clear(&a);
+    return st;
+}
+
+nt_status rooms_db_access_of(sqlite3 *db, const char *room_id, const char *user_id,
+                             rooms_access *out)
+{
+    rooms_access a;
+    memset(&a, 0, sizeof(a));
+    snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
+    const char *p[] = {room_id, user_id};
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db,
+                           "SELECT r.is_private, m.role, m.user_id FROM chat_rooms r "
+                           "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 "
+                           "WHERE r.id = ?1",
+                           p, 2, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW) {
+        a.exists = true;
+        a.is_private = sqlite3_column_int(s, 0) != 0;
+        if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
+            a.members = calloc(1, sizeof(*a.members));
+            NT_ASSERT(a.members != NULL);
+            copy_col(s, 2, a.members[0].user_id, sizeof(a.members[0].user_id));
+            a.members[0].role = role_col(s, 1);
+            a.n = 1;
+        }
+    } else if (rc != SQLITE_DONE) {
+        st = step_error(db, rc);
+    }
+    sqlite3_finalize(s);
     if (st == NT_OK)
         *out = a;
     else

@@ -1283,6 +1283,60 @@ Test(rooms, authorize_follows_the_cache_written_before_commit)
     user_free(&carol);
 }
 
+/* A room with more members than NATTER_ROOMS_CACHE_MAX_MEMBERS (2 here) is
+ * marked in the cache instead of listed: authorize then asks SQLite for the
+ * caller alone, and a reader's create-if-absent cannot put a stale list back. */
+Test(rooms, rooms_too_large_to_cache_are_marked_and_still_authorised)
+{
+    static const char *const extra[] = {"NATTER_ROOMS_CACHE_MAX_MEMBERS=2", NULL};
+    h_stack_start(&stack, extra);
+    user alice, bob, carol, dave;
+    user_make(&alice, "alice");
+    user_make(&bob, "bob");
+    user_make(&carol, "carol");
+    user_make(&dave, "dave");
+    char id[64], path[256];
+    room_create(&alice, "{\"name\":\"Crowd\"}", id, sizeof(id));
+    cache c;
+    cache_open(&c);
+    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
+    const char *uids2[] = {alice.id, bob.id};
+    const char *roles2[] = {"admin", "member"};
+    expect_cached(&c, id, false, uids2, roles2, 2);
+
+    /* The third member turns the entry into a marker. */
+    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL));
+    cJSON *j = cache_get(&c, id);
+    cr_assert_not_null(j, "no cache entry");
+    expect_bool(j, "exists", true);
+    expect_bool(j, "uncached", true);
+    expect_absent(j, "members");
+    cJSON_Delete(j);
+    expect_allowed(&c, carol.id, id, "send", "member", false);
+    expect_allowed(&c, alice.id, id, "delete", "admin", false);
+    expect_denied(&c, dave.id, id, "send", "forbidden");
+    expect_allowed(&c, dave.id, id, "join", NULL, false);
+
+    /* A miss on a large room fills the marker, not the list. */
+    cr_assert_eq(kvStore_Delete(c.kv, id), NATS_OK);
+    expect_allowed(&c, bob.id, id, "read", "member", false);
+    j = cache_get(&c, id);
+    cr_assert_not_null(j, "the miss did not fill the cache");
+    expect_bool(j, "uncached", true);
+    cJSON_Delete(j);
+
+    /* Back to two members: the list is cached again. */
+    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/leave", id), carol.tok, NULL));
+    expect_cached(&c, id, false, uids2, roles2, 2);
+    expect_denied(&c, carol.id, id, "send", "forbidden");
+
+    cache_close(&c);
+    user_free(&alice);
+    user_free(&bob);
+    user_free(&carol);
+    user_free(&dave);
+}
+
 Test(rooms, a_caller_without_a_profile_gets_409)
 {
     h_stack_start(&stack, NULL);

@@ -472,17 +472,23 @@ Test(rooms_handlers, create_without_a_profile_asks_auth_and_succeeds_when_it_mak
 
 Test(rooms_handlers, create_without_a_profile_is_a_conflict_when_auth_cannot_help)
 {
-    /* Auth fails. */
-    ensure.answer = NT_EUNAVAIL;
+    /* Auth says there is no profile. */
+    ensure.answer = NT_ENOTFOUND;
     cr_assert_eq(call("chat.rooms.create", "u_new", "{\"name\":\"Fresh\"}"), NT_ECONFLICT);
     cr_assert_str_eq(err_code(), "conflict");
     cr_assert_str_eq(err_message(), NO_PROFILE);
     cr_assert_eq(ensure.calls, 1);
+    /* Auth cannot be asked: that is an outage, not a missing profile. */
+    ensure.answer = NT_ETIMEOUT;
+    cr_assert_eq(call("chat.rooms.create", "u_new", "{\"name\":\"Fresh\"}"), NT_EUNAVAIL);
+    cr_assert_str_eq(err_code(), "unavailable");
+    cr_assert(strstr(err_message(), "auth is unavailable") != NULL, "%s", err_message());
+    cr_assert_eq(ensure.calls, 2);
     /* Auth says yes but no row appears. */
     ensure.answer = NT_OK;
     cr_assert_eq(call("chat.rooms.create", "u_new", "{\"name\":\"Fresh\"}"), NT_ECONFLICT);
     cr_assert_str_eq(err_message(), NO_PROFILE);
-    cr_assert_eq(ensure.calls, 2, "asked once per request");
+    cr_assert_eq(ensure.calls, 3, "asked once per request");
     /* No auth to ask at all. */
     ctx.ensure_user = NULL;
     cr_assert_eq(call("chat.rooms.create", "u_new", "{\"name\":\"Fresh\"}"), NT_ECONFLICT);
@@ -495,7 +501,7 @@ Test(rooms_handlers, join_without_a_profile_asks_auth_too)
 {
     char room[NT_ID_LEN];
     create_room("u_ann", "Open", false, room);
-    ensure.answer = NT_EUNAVAIL;
+    ensure.answer = NT_ENOTFOUND;
     cr_assert_eq(call("chat.rooms.join", "u_new", "{\"room_id\":\"%s\"}", room), NT_ECONFLICT);
     cr_assert_str_eq(err_message(), NO_PROFILE);
     cr_assert_eq(member_count(room), 1);
@@ -934,7 +940,8 @@ Test(rooms_handlers, refused_writes_publish_nothing)
         {"chat.rooms.invite", "u_ann", 'P', ",\"user_id\":\"u_ghost\"", NT_ENOTFOUND},
         {"chat.rooms.invite", "u_ann", 'P', ",\"username\":\"nobody\"", NT_ENOTFOUND},
         {"chat.rooms.remove_member", "u_ann", 'P', ",\"user_id\":\"u_ann\"", NT_EINVAL},
-        {"chat.rooms.remove_member", "u_cat", 'P', ",\"user_id\":\"u_cat\"", NT_EINVAL},
+        /* A moderator may not remove a moderator, themselves included. */
+        {"chat.rooms.remove_member", "u_cat", 'P', ",\"user_id\":\"u_cat\"", NT_EFORBIDDEN},
         {"chat.rooms.remove_member", "u_ann", 'P', ",\"user_id\":\"u_eve\"", NT_ENOTFOUND},
         {"chat.rooms.set_role", "u_ann", 'P', ",\"user_id\":\"u_eve\",\"role\":\"admin\"",
          NT_ENOTFOUND},
@@ -1265,6 +1272,14 @@ Test(rooms_handlers, list_mine_by_activity_and_public_by_name_with_cursors)
                  NT_OK);
     cr_assert_str_eq(listed_names(names, sizeof(names)), "gamma,Alpha");
     cr_assert(is_null(data(), "next_cursor"), "four rooms, two pages");
+    /* A cursor of one list is refused by another instead of paging it wrongly. */
+    cr_assert_eq(call("chat.rooms.list", "u_ann",
+                      "{\"scope\":\"public\",\"limit\":2,\"cursor\":\"%s\"}", cursor),
+                 NT_EINVAL);
+    cr_assert_str_eq(err_message(), "'cursor' is invalid");
+    cr_assert_eq(
+        call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\",\"cursor\":\"%s\"}", beta, cursor),
+        NT_EINVAL);
     cr_assert_eq(call("chat.rooms.list", "u_bob", "{}"), NT_OK);
     cr_assert_str_eq(listed_names(names, sizeof(names)), "beta,Zeta");
 

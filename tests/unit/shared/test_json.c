@@ -170,3 +170,48 @@ Test(nt_json, refuses_raw_nul_and_control_bytes_in_strings)
     cr_assert_str_eq(cJSON_GetObjectItem(v, "a")->valuestring, "x\ty\"q");
     cJSON_Delete(v);
 }
+
+Test(nt_json, one_line_text_refuses_invisible_formatting_multi_line_keeps_it)
+{
+    static const nt_text_rule line = {.min_chars = 1, .max_chars = 100};
+    static const nt_text_rule body = {.min_chars = 1, .max_chars = 100, .allow_newlines = true};
+    char err[NT_ERRMSG_LEN];
+    /* U+202E RIGHT-TO-LEFT OVERRIDE: "ab\u202Egnp.exe" shows as "abexe.png". */
+    cr_assert_eq(nt_text_check("name", "ab\xE2\x80\xAEgnp.exe", &line, err, sizeof(err)),
+                 NT_EINVAL);
+    cr_assert(strstr(err, "'name'") != NULL, "%s", err);
+    cr_assert_eq(nt_text_check("content", "ab\xE2\x80\xAEgnp", &body, err, sizeof(err)), NT_OK);
+    /* U+2067 RIGHT-TO-LEFT ISOLATE, U+200B ZERO WIDTH SPACE, U+FEFF, U+2028. */
+    const char *refused[] = {"a\xE2\x81\xA7"
+                             "b",
+                             "a\xE2\x80\x8B"
+                             "b",
+                             "\xEF\xBB\xBF"
+                             "ab",
+                             "a\xE2\x80\xA8"
+                             "b"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        cr_assert_eq(nt_text_check("name", refused[i], &line, err, sizeof(err)), NT_EINVAL,
+                     "case %zu", i);
+    /* C1 controls (U+0085 NEXT LINE) are refused everywhere. */
+    cr_assert_eq(nt_text_check("name",
+                               "a\xC2\x85"
+                               "b",
+                               &line, err, sizeof(err)),
+                 NT_EINVAL);
+    cr_assert_eq(nt_text_check("content",
+                               "a\xC2\x85"
+                               "b",
+                               &body, err, sizeof(err)),
+                 NT_EINVAL);
+    /* Neighbours stay allowed: U+00A0, U+00E9, U+200D (emoji joiner), U+2030, U+FF21. */
+    const char *allowed[] = {"a\xC2\xA0"
+                             "b",
+                             "caf\xC3\xA9", "\xF0\x9F\x91\xA9\xE2\x80\x8D\xF0\x9F\x92\xBB",
+                             "a\xE2\x80\xB0"
+                             "b",
+                             "\xEF\xBC\xA1"};
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++)
+        cr_assert_eq(nt_text_check("name", allowed[i], &line, err, sizeof(err)), NT_OK,
+                     "case %zu: %s", i, err);
+}
