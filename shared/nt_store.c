@@ -37,6 +37,10 @@ static const char D1_MIGRATIONS_DDL[] = "CREATE TABLE IF NOT EXISTS d1_migration
 struct nt_store {
     sqlite3 *db;
     pthread_mutex_t mu;
+    /* The reader: a second connection, so that reads see the last commit
+     * without waiting behind a writer (WAL); the writer's own for :memory:. */
+    sqlite3 *rdb;
+    pthread_mutex_t rmu;
 };
 
 nt_status nt_store_status(int rc)
@@ -72,6 +76,57 @@ void nt_store_unlock(nt_store *st)
     NT_ASSERT(st != NULL);
     int rc = pthread_mutex_unlock(&st->mu);
     NT_ASSERT(rc == 0);
+}
+
+sqlite3 *nt_store_lock_read(nt_store *st)
+{
+    NT_ASSERT(st != NULL);
+    if (st->rdb == st->db)
+        return nt_store_lock(st);
+    int rc = pthread_mutex_lock(&st->rmu);
+    NT_ASSERT(rc == 0);
+    return st->rdb;
+}
+
+void nt_store_unlock_read(nt_store *st)
+{
+    NT_ASSERT(st != NULL);
+    if (st->rdb == st->db) {
+        nt_store_unlock(st);
+        return;
+    }
+    int rc = pthread_mutex_unlock(&st->rmu);
+    NT_ASSERT(rc == 0);
+}
+
+static void init_mutex(pthread_mutex_t *mu)
+{
+    pthread_mutexattr_t attr;
+    NT_ASSERT(pthread_mutexattr_init(&attr) == 0);
+    NT_ASSERT(pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK) == 0);
+    NT_ASSERT(pthread_mutex_init(mu, &attr) == 0);
+    pthread_mutexattr_destroy(&attr);
+}
+
+/* Opens the reader connection on path, read-only, after the migrations. */
+static nt_status open_reader(nt_store *s, const char *path)
+{
+    if (strcmp(path, ":memory:") == 0) {
+        s->rdb = s->db; /* another connection would see another database */
+        return NT_OK;
+    }
+    sqlite3 *r = NULL;
+    int rc = sqlite3_open_v2(path, &r, SQLITE_OPEN_READONLY | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc == SQLITE_OK)
+        rc = sqlite3_busy_timeout(r, NT_STORE_BUSY_MS);
+    if (rc != SQLITE_OK) {
+        nt_log_error(MOD, "cannot open the reader path=%s err=\"%s\"", path,
+                     r != NULL ? sqlite3_errmsg(r) : sqlite3_errstr(rc));
+        sqlite3_close_v2(r);
+        return NT_EUNAVAIL;
+    }
+    s->rdb = r;
+    return NT_OK;
 }
 
 /* mkdir -p for the directory part of path, mode 0700 for what it creates. */
@@ -227,11 +282,8 @@ nt_status nt_store_open(const char *path, const char *migrations_dir, nt_store *
 
     s = calloc(1, sizeof *s);
     NT_ASSERT(s != NULL);
-    pthread_mutexattr_t attr;
-    NT_ASSERT(pthread_mutexattr_init(&attr) == 0);
-    NT_ASSERT(pthread_mutexattr_settype(&attr, PTHREAD_MUTEX_ERRORCHECK) == 0);
-    NT_ASSERT(pthread_mutex_init(&s->mu, &attr) == 0);
-    pthread_mutexattr_destroy(&attr);
+    init_mutex(&s->mu);
+    init_mutex(&s->rmu);
     s->db = db;
     db = NULL;
 
@@ -240,6 +292,9 @@ nt_status nt_store_open(const char *path, const char *migrations_dir, nt_store *
         if (st != NT_OK)
             goto out;
     }
+    st = open_reader(s, path);
+    if (st != NT_OK)
+        goto out;
 
     *out = s;
     s = NULL;
@@ -254,12 +309,17 @@ void nt_store_close(nt_store *st)
 {
     if (st == NULL)
         return;
+    if (st->rdb != NULL && st->rdb != st->db && sqlite3_close(st->rdb) == SQLITE_BUSY) {
+        nt_log_error(MOD, "closing the reader with unfinalized statements");
+        sqlite3_close_v2(st->rdb);
+    }
     if (sqlite3_close(st->db) == SQLITE_BUSY) {
         /* A caller leaked a statement; let SQLite close once it is finalized. */
         nt_log_error(MOD, "closing with unfinalized statements");
         sqlite3_close_v2(st->db);
     }
     pthread_mutex_destroy(&st->mu);
+    pthread_mutex_destroy(&st->rmu);
     free(st);
 }
 

@@ -36,6 +36,14 @@ nt_status nt_store_migrate(nt_store *st, const char *dir, int *applied);
 sqlite3 *nt_store_lock(nt_store *st);
 void nt_store_unlock(nt_store *st);
 
+/* Takes the reader's mutex and returns the reader connection: a second,
+ * read-only connection to the same file, so reads see the last committed
+ * state without waiting for a writer (WAL) or its lock. With ":memory:" it is
+ * the writer's connection and lock. Use between nt_store_lock_read and
+ * nt_store_unlock_read; never write through it. Thread-safe. */
+sqlite3 *nt_store_lock_read(nt_store *st);
+void nt_store_unlock_read(nt_store *st);
+
 /* Maps an SQLite result code: SQLITE_OK/ROW/DONE → NT_OK, CONSTRAINT →
  * NT_ECONFLICT, BUSY/LOCKED → NT_EUNAVAIL, anything else → NT_EINTERNAL. */
 nt_status nt_store_status(int rc);

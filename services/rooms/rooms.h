@@ -128,11 +128,13 @@ rooms_role rooms_access_role(const rooms_access *a, const char *user_id);
 
 /* ---- store (rooms_store.c): every SQL statement of the service ----
  *
- * A write runs between rooms_txn_begin and rooms_txn_end: the store's lock
- * plus BEGIN IMMEDIATE, whose write lock orders writers across processes. A
- * read runs between rooms_read_begin and rooms_read_end (lock plus a deferred
- * transaction, for one consistent snapshot). The rooms_db_* functions run
- * inside either. */
+ * A write runs between rooms_txn_begin and rooms_txn_commit or
+ * rooms_txn_rollback, then nt_store_unlock: the store's lock plus BEGIN
+ * IMMEDIATE, whose write lock orders writers across processes. A read runs
+ * between rooms_read_begin and rooms_read_end, on the store's reader
+ * connection (a deferred transaction: one consistent snapshot of the last
+ * commit, never waiting for a writer). The rooms_db_* functions run inside
+ * either. */
 
 nt_status rooms_txn_begin(nt_store *st, sqlite3 **db);
 /* A write ends with rooms_txn_commit, or rooms_txn_rollback (also after a
@@ -171,9 +173,10 @@ nt_status rooms_db_count(sqlite3 *db, const char *room_id, rooms_role role_or_ou
  * member list); NT_ENOTFOUND when none. */
 nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOMS_USER_ID_MAX]);
 
-/* The caller's rooms, newest activity first, after the cursor (NULLs: from
- * the start); limit + 1 rows are asked so the caller can tell whether more exist. */
-nt_status rooms_db_list_mine(sqlite3 *db, const char *user_id, const char *cur_time,
+/* The caller's rooms whose name contains q (NULL: all), newest activity
+ * first, after the cursor (NULLs: from the start); callers ask limit + 1 rows
+ * to tell whether more exist. */
+nt_status rooms_db_list_mine(sqlite3 *db, const char *user_id, const char *q, const char *cur_time,
                              const char *cur_id, int limit, rooms_room_list *out);
 /* Public rooms whose name contains q (NULL: all), by name then id, after the cursor. */
 nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, const char *cur_name,

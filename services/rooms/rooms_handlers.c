@@ -280,8 +280,6 @@ static nt_status rooms_list(void *ctx, const nt_request *req, nt_reply *rep)
         pub = strcmp(scope->valuestring, "public") == 0;
     }
     st = get_text(&o, "q", &q_rule, &q);
-    if (st == NT_OK && q != NULL && q[0] != '\0' && !pub)
-        st = nt_reply_fail(rep, NT_EINVAL, "'q' filters public rooms only: add scope=public");
     if (st == NT_OK)
         st = rooms_get_limit(o.body, "limit", ROOMS_LIST_DEFAULT, ROOMS_LIST_MAX, &limit,
                              rep->message, sizeof(rep->message));
@@ -293,11 +291,11 @@ static nt_status rooms_list(void *ctx, const nt_request *req, nt_reply *rep)
     st = rooms_read_begin(o.ctx->store, &db);
     if (st != NT_OK)
         goto out;
+    const char *filter = q != NULL && q[0] != '\0' ? q : NULL;
     if (pub)
-        st = rooms_db_list_public(db, req->user, q != NULL && q[0] ? q : NULL, ca, cb,
-                                  (int)limit + 1, &l);
+        st = rooms_db_list_public(db, req->user, filter, ca, cb, (int)limit + 1, &l);
     else
-        st = rooms_db_list_mine(db, req->user, ca, cb, (int)limit + 1, &l);
+        st = rooms_db_list_mine(db, req->user, filter, ca, cb, (int)limit + 1, &l);
     rooms_read_end(o.ctx->store, db);
     if (st == NT_OK)
         nt_reply_set(rep, rooms_room_page_to_json(&l, (size_t)limit, pub));

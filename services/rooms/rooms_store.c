@@ -89,10 +89,10 @@ void rooms_member_list_clear(rooms_member_list *l)
 
 /* ---- transactions ---- */
 
-static nt_status begin(nt_store *st, sqlite3 **db, const char *sql)
+nt_status rooms_txn_begin(nt_store *st, sqlite3 **db)
 {
     sqlite3 *d = nt_store_lock(st);
-    nt_status r = nt_store_status(sqlite3_exec(d, sql, NULL, NULL, NULL));
+    nt_status r = nt_store_status(sqlite3_exec(d, "BEGIN IMMEDIATE", NULL, NULL, NULL));
     if (r != NT_OK) {
         nt_log_error(MOD, "store begin failed err=\"%s\"", sqlite3_errmsg(d));
         nt_store_unlock(st);
@@ -102,14 +102,19 @@ static nt_status begin(nt_store *st, sqlite3 **db, const char *sql)
     return NT_OK;
 }
 
-nt_status rooms_txn_begin(nt_store *st, sqlite3 **db)
-{
-    return begin(st, db, "BEGIN IMMEDIATE");
-}
-
 nt_status rooms_read_begin(nt_store *st, sqlite3 **db)
 {
-    return begin(st, db, "BEGIN");
+    /* The reader connection: a snapshot of the last commit, never queued
+     * behind a writer of this process or another. */
+    sqlite3 *d = nt_store_lock_read(st);
+    nt_status r = nt_store_status(sqlite3_exec(d, "BEGIN", NULL, NULL, NULL));
+    if (r != NT_OK) {
+        nt_log_error(MOD, "store begin failed err=\"%s\"", sqlite3_errmsg(d));
+        nt_store_unlock_read(st);
+        return r;
+    }
+    *db = d;
+    return NT_OK;
 }
 
 nt_status rooms_txn_commit(sqlite3 *db)
@@ -132,7 +137,7 @@ void rooms_read_end(nt_store *st, sqlite3 *db)
      * connection inside a transaction. */
     if (sqlite3_exec(db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
         sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL);
-    nt_store_unlock(st);
+    nt_store_unlock_read(st);
 }
 
 /* ---- statements ---- */
@@ -292,16 +297,37 @@ nt_status rooms_db_room(sqlite3 *db, const char *room_id, const char *caller, ro
     return st;
 }
 
-nt_status rooms_db_list_mine(sqlite3 *db, const char *user_id, const char *cur_time,
+/* q as a LIKE pattern matching it as a plain substring (malloc'd), or NULL. */
+static char *like_pattern(const char *q)
+{
+    if (q == NULL)
+        return NULL;
+    size_t n = strlen(q), j = 0;
+    char *like = malloc(2 * n + 1);
+    NT_ASSERT(like != NULL);
+    for (size_t i = 0; i < n; i++) {
+        if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
+            like[j++] = '\\';
+        like[j++] = q[i];
+    }
+    like[j] = '\0';
+    return like;
+}
+
+nt_status rooms_db_list_mine(sqlite3 *db, const char *user_id, const char *q, const char *cur_time,
                              const char *cur_id, int limit, rooms_room_list *out)
 {
     static const char *sql =
         "SELECT * FROM (SELECT " ROOM_COLS "FROM room_members mm JOIN chat_rooms r "
-        "ON r.id = mm.room_id WHERE mm.user_id = ?1) "
+        "ON r.id = mm.room_id WHERE mm.user_id = ?1 "
+        "AND (?4 IS NULL OR r.name LIKE '%' || ?4 || '%' ESCAPE '\\')) "
         "WHERE ?2 IS NULL OR last_activity < ?2 OR (last_activity = ?2 AND id < ?3) "
-        "ORDER BY last_activity DESC, id DESC LIMIT ?4";
-    const char *p[] = {user_id, cur_time, cur_id};
-    return query_rooms(db, sql, p, 3, limit, out);
+        "ORDER BY last_activity DESC, id DESC LIMIT ?5";
+    char *like = like_pattern(q);
+    const char *p[] = {user_id, cur_time, cur_id, like};
+    nt_status st = query_rooms(db, sql, p, 4, limit, out);
+    free(like);
+    return st;
 }
 
 nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, const char *cur_name,
@@ -312,19 +338,7 @@ nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, c
                              "AND (?3 IS NULL OR (r.name COLLATE NOCASE >= ?3 "
                              "     AND (r.name COLLATE NOCASE > ?3 OR r.id > ?4))) "
                              "ORDER BY r.name COLLATE NOCASE, r.id LIMIT ?5";
-    char *like = NULL;
-    if (q != NULL) {
-        /* The filter is a plain substring: escape LIKE's own characters. */
-        size_t n = strlen(q), j = 0;
-        like = malloc(2 * n + 1);
-        NT_ASSERT(like != NULL);
-        for (size_t i = 0; i < n; i++) {
-            if (q[i] == '%' || q[i] == '_' || q[i] == '\\')
-                like[j++] = '\\';
-            like[j++] = q[i];
-        }
-        like[j] = '\0';
-    }
+    char *like = like_pattern(q);
     const char *p[] = {caller, like, cur_name, cur_id};
     nt_status st = query_rooms(db, sql, p, 4, limit, out);
     free(like);

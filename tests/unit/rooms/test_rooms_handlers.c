@@ -1314,13 +1314,19 @@ Test(rooms_handlers, list_mine_by_activity_and_public_by_name_with_cursors)
     cr_assert_str_eq(listed_names(names, sizeof(names)), "");
     cr_assert_eq(call("chat.rooms.list", "u_ann", "{\"scope\":\"public\",\"q\":\"_\"}"), NT_OK);
     cr_assert_str_eq(listed_names(names, sizeof(names)), "");
+    /* Your own rooms filter the same way (mine is the default scope). */
+    cr_assert_eq(call("chat.rooms.list", "u_ann", "{\"q\":\"ET\"}"), NT_OK);
+    cr_assert_str_eq(listed_names(names, sizeof(names)), "beta");
+    cr_assert_eq(call("chat.rooms.list", "u_ann", "{\"q\":\"\"}"), NT_OK);
+    cr_assert_eq(cJSON_GetArraySize(field(data(), "rooms")), 4, "an empty q filters nothing");
 
     struct {
         const char *body, *needle;
     } bad[] = {
         {"{\"scope\":\"all\"}", "'scope'"},
         {"{\"scope\":1}", "'scope'"},
-        {"{\"q\":\"a\"}", "'q'"},
+        {"{\"q\":7}", "'q'"},
+        {"{\"q\":\"a\\u0007\"}", "'q'"},
         {"{\"limit\":0}", "'limit'"},
         {"{\"limit\":\"101\"}", "'limit'"},
         {"{\"limit\":\"1e2\"}", "'limit'"},

@@ -3,6 +3,8 @@
  * processes racing to migrate one fresh database. */
 #include "nt_store.h"
 
+#include "nt_clock.h"
+
 #include <criterion/criterion.h>
 
 #include <dirent.h>
@@ -827,5 +829,59 @@ Test(store, memory_database_opens_and_migrates)
     cr_assert(table_exists(st, "users"));
     cr_assert_eq(migration_rows(st, "0001_init.sql"), 1);
     cr_assert_eq(query_int(st, "PRAGMA foreign_keys"), 1);
+    nt_store_close(st);
+}
+
+/* ---- the reader connection ---- */
+
+static long long read_count(nt_store *st)
+{
+    sqlite3 *r = nt_store_lock_read(st);
+    sqlite3_stmt *s = NULL;
+    cr_assert_eq(sqlite3_prepare_v2(r, "SELECT count(*) FROM t", -1, &s, NULL), SQLITE_OK);
+    cr_assert_eq(sqlite3_step(s), SQLITE_ROW);
+    long long n = sqlite3_column_int64(s, 0);
+    sqlite3_finalize(s);
+    nt_store_unlock_read(st);
+    return n;
+}
+
+Test(store, the_reader_sees_commits_and_never_waits_for_a_writer)
+{
+    nt_store *st = open_fresh("reader.db", NULL);
+    sqlite3 *w = nt_store_lock(st);
+    cr_assert_eq(sqlite3_exec(w, "CREATE TABLE t (x INTEGER)", NULL, NULL, NULL), SQLITE_OK);
+    nt_store_unlock(st);
+    cr_assert_eq(read_count(st), 0);
+
+    /* A writer in the middle of a transaction, holding the store's lock:
+     * the reader answers at once with the last commit. */
+    w = nt_store_lock(st);
+    cr_assert_eq(sqlite3_exec(w, "BEGIN IMMEDIATE; INSERT INTO t VALUES (1)", NULL, NULL, NULL),
+                 SQLITE_OK);
+    int64_t t0 = nt_clock_mono_ms();
+    cr_assert_eq(read_count(st), 0, "the uncommitted row is not visible");
+    cr_assert_lt(nt_clock_mono_ms() - t0, 1000, "the reader waited for the writer");
+    cr_assert_eq(sqlite3_exec(w, "COMMIT", NULL, NULL, NULL), SQLITE_OK);
+    nt_store_unlock(st);
+    cr_assert_eq(read_count(st), 1);
+
+    /* The reader cannot write. */
+    sqlite3 *r = nt_store_lock_read(st);
+    cr_assert_neq(sqlite3_exec(r, "INSERT INTO t VALUES (2)", NULL, NULL, NULL), SQLITE_OK);
+    nt_store_unlock_read(st);
+    nt_store_close(st);
+}
+
+Test(store, in_memory_the_reader_is_the_writer)
+{
+    nt_store *st = NULL;
+    cr_assert_eq(nt_store_open(":memory:", NULL, &st), NT_OK);
+    sqlite3 *w = nt_store_lock(st);
+    cr_assert_eq(
+        sqlite3_exec(w, "CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1)", NULL, NULL, NULL),
+        SQLITE_OK);
+    nt_store_unlock(st);
+    cr_assert_eq(read_count(st), 1);
     nt_store_close(st);
 }
