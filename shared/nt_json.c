@@ -199,19 +199,46 @@ char *nt_str_trim(char *s)
     return s;
 }
 
-/* C1 controls are never text. In one-line fields (names), the invisible
- * characters that let a name pose as another are refused too: bidirectional
- * overrides and isolates ("ab\u202Egnp.exe" shows as "abexe.png"), zero-width
- * space, line and paragraph separators, the byte-order mark. Multi-line text
- * (messages, descriptions) keeps them: right-to-left writing needs them. */
-static bool text_char_refused(uint32_t cp, bool multiline)
+/* The next code point of valid UTF-8 at s[*i], advancing *i. */
+static uint32_t utf8_next(const unsigned char *s, size_t *i)
 {
-    if (cp >= 0x80 && cp <= 0x9F)
-        return true;
-    if (multiline)
-        return false;
-    return cp == 0x200B || (cp >= 0x2028 && cp <= 0x202E) || (cp >= 0x2066 && cp <= 0x2069) ||
-           cp == 0xFEFF;
+    uint32_t c = s[(*i)++];
+    int more = c >= 0xF0 ? 3 : c >= 0xE0 ? 2 : c >= 0xC0 ? 1 : 0;
+    if (more > 0)
+        c &= 0x3Fu >> more;
+    while (more-- > 0)
+        c = (c << 6) | (s[(*i)++] & 0x3Fu);
+    return c;
+}
+
+/* Blank: spaces of every kind, which alone make no name. */
+static bool cp_blank(uint32_t c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == 0xA0 || c == 0x1680 ||
+           (c >= 0x2000 && c <= 0x200A) || c == 0x202F || c == 0x205F || c == 0x3000;
+}
+
+/* Invisible formatting and fillers: in one-line fields (names) they let one
+ * name pose as another ("ab\u202Egnp.exe" shows as "abexe.png") or look
+ * empty. The joiners U+200C/U+200D stay (Persian and emoji need them), as do
+ * variation selectors; multi-line text (messages, descriptions) keeps the
+ * directional marks that right-to-left writing needs as well. */
+static bool cp_invisible(uint32_t c)
+{
+    return c == 0xAD || c == 0x34F || c == 0x61C || c == 0x115F || c == 0x1160 || c == 0x180E ||
+           c == 0x200B || c == 0x200E || c == 0x200F || (c >= 0x2028 && c <= 0x202E) ||
+           (c >= 0x2060 && c <= 0x206F) || c == 0x2800 || c == 0x3164 || c == 0xFEFF ||
+           c == 0xFFA0 || (c >= 0xFFF9 && c <= 0xFFFB) || (c >= 0xE0000 && c <= 0xE007F);
+}
+
+/* Never text: C0 controls (but \n and \t in multi-line text), DEL, C1
+ * controls, noncharacters. */
+static bool cp_control(uint32_t c, bool multiline)
+{
+    if (c < 0x20)
+        return !(multiline && (c == '\n' || c == '\t'));
+    return c == 0x7F || (c >= 0x80 && c <= 0x9F) || (c >= 0xFDD0 && c <= 0xFDEF) ||
+           (c & 0xFFFE) == 0xFFFE;
 }
 
 nt_status nt_text_check(const char *field, const char *s, const nt_text_rule *rule, char *err,
@@ -222,34 +249,29 @@ nt_status nt_text_check(const char *field, const char *s, const nt_text_rule *ru
         snprintf(err, errlen, "'%s' is not valid UTF-8", field);
         return NT_EINVAL;
     }
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        bool ctl = c < 0x20 || c == 0x7F;
-        if (ctl && !(rule->allow_newlines && (c == '\n' || c == '\t'))) {
+    size_t visible = 0;
+    for (size_t i = 0; i < len;) {
+        uint32_t c = utf8_next((const unsigned char *)s, &i);
+        if (cp_control(c, rule->allow_newlines)) {
             snprintf(err, errlen, "'%s' contains a control character", field);
             return NT_EINVAL;
         }
-        uint32_t cp = 0;
-        if (c == 0xC2 && i + 1 < len) {
-            cp = (uint32_t)(unsigned char)s[i + 1] & 0x3F;
-            cp |= 0x80;
-        } else if ((c == 0xE2 || c == 0xEF) && i + 2 < len) {
-            cp = ((uint32_t)(c & 0x0F) << 12) | ((uint32_t)((unsigned char)s[i + 1] & 0x3F) << 6) |
-                 ((unsigned char)s[i + 2] & 0x3F);
-        }
-        if (cp != 0 && text_char_refused(cp, rule->allow_newlines)) {
-            snprintf(err, errlen, "'%s' contains a control or invisible formatting character",
-                     field);
+        bool invisible = cp_invisible(c);
+        if (invisible && !rule->allow_newlines) {
+            snprintf(err, errlen, "'%s' contains an invisible formatting character", field);
             return NT_EINVAL;
         }
+        if (!invisible && !cp_blank(c))
+            visible++;
     }
     size_t chars = nt_utf8_chars(s, len);
+    if (rule->min_chars > 0 && visible == 0) {
+        snprintf(err, errlen, "'%s' must not be empty", field);
+        return NT_EINVAL;
+    }
     if (chars < rule->min_chars || chars > rule->max_chars) {
-        if (rule->min_chars > 0 && chars == 0)
-            snprintf(err, errlen, "'%s' must not be empty", field);
-        else
-            snprintf(err, errlen, "'%s' must be %zu to %zu characters, got %zu", field,
-                     rule->min_chars, rule->max_chars, chars);
+        snprintf(err, errlen, "'%s' must be %zu to %zu characters, got %zu", field, rule->min_chars,
+                 rule->max_chars, chars);
         return NT_EINVAL;
     }
     return NT_OK;

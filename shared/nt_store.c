@@ -1,5 +1,6 @@
-/* nt_store: one SQLite connection per process (WAL, foreign keys on, FULL sync)
- * behind one mutex, and a migration runner that records applied files in
+/* nt_store: one writing SQLite connection per process (WAL, foreign keys on,
+ * FULL sync) behind one mutex, a read-only connection behind another for
+ * reads that must not wait for a writer, and a migration runner that records applied files in
  * d1_migrations exactly as `wrangler d1 migrations apply` does. */
 #include "nt_store.h"
 
@@ -111,8 +112,9 @@ static void init_mutex(pthread_mutex_t *mu)
 /* Opens the reader connection on path, read-only, after the migrations. */
 static nt_status open_reader(nt_store *s, const char *path)
 {
-    if (strcmp(path, ":memory:") == 0) {
-        s->rdb = s->db; /* another connection would see another database */
+    const char *file = sqlite3_db_filename(s->db, "main");
+    if (file == NULL || file[0] == '\0') {
+        s->rdb = s->db; /* in memory: another connection would see another database */
         return NT_OK;
     }
     sqlite3 *r = NULL;

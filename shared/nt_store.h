@@ -1,5 +1,6 @@
-/* The SQLite store: one connection per process in WAL mode with foreign keys
- * enforced, shared behind one mutex, and the migration runner that applies
+/* The SQLite store: one writing connection per process in WAL mode with
+ * foreign keys enforced, shared behind one mutex, a read-only connection for
+ * reads behind another, and the migration runner that applies
  * schemas/migrations/NNNN_name.sql in order and records each in d1_migrations
  * exactly as wrangler does, so our runner and `wrangler d1 migrations apply`
  * agree about a database. */

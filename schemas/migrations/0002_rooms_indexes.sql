@@ -16,3 +16,10 @@ CREATE INDEX messages_room_id ON messages (room_id, id);
 
 -- Invitations by username.
 CREATE INDEX users_username ON users (username);
+
+-- Memberships written with the schema's default (CURRENT_TIMESTAMP,
+-- "YYYY-MM-DD HH:MM:SS") take the form the rooms service writes
+-- ("YYYY-MM-DDTHH:MM:SS.sssZ"), so that ordering by joined_at is ordering by
+-- time.
+UPDATE room_members SET joined_at = strftime('%Y-%m-%dT%H:%M:%fZ', joined_at)
+  WHERE joined_at LIKE '____-__-__ __:__:__';

@@ -24,7 +24,7 @@ static const nt_cfg_spec specs[] = {
     {"NATTER_KV_REPLICAS", NT_CFG_INT, "1", 1, 5, false, false, "replicas of each KV bucket"},
     {"NATTER_ROOMS_CONCURRENCY", NT_CFG_INT, "4", 1, 64, false, false,
      "requests of one rooms route handled at once per instance"},
-    {"NATTER_ROOMS_CACHE_MAX_MEMBERS", NT_CFG_INT, "2000", 1, 100000, false, false,
+    {"NATTER_ROOMS_CACHE_MAX_MEMBERS", NT_CFG_INT, "2000", 1, 5000, false, false,
      "rooms with more members are not kept in the authorisation cache"},
     {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false, "debug, info, warn or error"},
 };
@@ -32,6 +32,27 @@ static const nt_cfg_spec specs[] = {
 static nt_status publish(void *arg, const char *subject, const char *data, size_t len)
 {
     return nt_nats_publish(arg, subject, data, len);
+}
+
+/* The authorisation cache over JetStream KV. */
+static nt_status kv_put(void *kv, const char *key, const char *val, size_t len)
+{
+    return nt_kv_put(kv, key, val, len);
+}
+
+static nt_status kv_create(void *kv, const char *key, const char *val, size_t len)
+{
+    return nt_kv_create(kv, key, val, len);
+}
+
+static nt_status kv_get(void *kv, const char *key, char **val, size_t *len)
+{
+    return nt_kv_get(kv, key, val, len);
+}
+
+static nt_status kv_del(void *kv, const char *key)
+{
+    return nt_kv_delete(kv, key);
 }
 
 /* Asks auth for the caller's profile: auth creates it from Clerk when it can. */
@@ -85,9 +106,10 @@ int main(void)
                    (int)nt_config_int(cfg, "NATTER_KV_REPLICAS"), &kv) != NT_OK)
         goto out;
 
+    rooms_cache_ops cache = {kv_put, kv_create, kv_get, kv_del, kv};
     rooms_ctx ctx = {
         .store = store,
-        .kv = kv,
+        .cache = &cache,
         .publish = publish,
         .publish_arg = nc,
         .ensure_user = ensure_user,

@@ -18,7 +18,8 @@
 #define ROOMS_NAME_MAX        100
 #define ROOMS_DESC_MAX        1000
 #define ROOMS_BODY_MAX        16384
-#define ROOMS_CACHE_MAX       2000 /* default NATTER_ROOMS_CACHE_MAX_MEMBERS */
+#define ROOMS_CACHE_MAX       2000         /* default NATTER_ROOMS_CACHE_MAX_MEMBERS */
+#define ROOMS_CACHE_MAX_BYTES (256 * 1024) /* larger entries become a marker */
 #define ROOMS_LIST_DEFAULT    50
 #define ROOMS_LIST_MAX        100
 #define ROOMS_MEMBERS_DEFAULT 100
@@ -88,6 +89,7 @@ typedef struct {
     char *avatar_url; /* NULL when none */
     rooms_role role;
     char joined_at[ROOMS_TIME_LEN];
+    char joined_key[40]; /* joined_at as stored: the paging key */
 } rooms_member;
 
 void rooms_member_clear(rooms_member *m);
@@ -142,6 +144,10 @@ nt_status rooms_txn_begin(nt_store *st, sqlite3 **db);
  * in the write order (undo a cache entry, publish events). */
 nt_status rooms_txn_commit(sqlite3 *db);
 void rooms_txn_rollback(sqlite3 *db);
+/* Undoes everything the write did since rooms_txn_begin (a savepoint), still
+ * inside the transaction and its write lock. NT_EUNAVAIL when the
+ * transaction has already ended (SQLite rolled back a failed commit itself). */
+nt_status rooms_txn_undo(sqlite3 *db);
 nt_status rooms_read_begin(nt_store *st, sqlite3 **db);
 void rooms_read_end(nt_store *st, sqlite3 *db);
 
@@ -207,8 +213,12 @@ cJSON *rooms_member_to_json(const rooms_member *m);
 #define ROOMS_CURSOR_NAME     'n'
 #define ROOMS_CURSOR_ACTIVITY 'a'
 #define ROOMS_CURSOR_JOINED   'j'
-cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name);
-cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit);
+cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name,
+                               const char *context);
+cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const char *context);
+/* The length of the prefix a cursor's first key a carries when it belongs to
+ * the list named by kind and context (the filter, or the room); 0 when not. */
+size_t rooms_cursor_prefix_len(const char *a, char kind, const char *context);
 /* {"room_id", "user_id"? (when non-NULL), <what>: true} */
 cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what);
 /* {"room_id", "left": true, "room_deleted", "new_admin"} */
@@ -259,9 +269,21 @@ typedef struct {
     size_t n, cap;
 } rooms_events;
 
+/* The authorisation cache, as the handlers use it: nt_kv in the service, a
+ * fake in unit tests. Keys are logical ("room:<id>:members"). put replaces;
+ * create writes only when the key has no value (NT_ECONFLICT otherwise); get
+ * returns a malloc'd value or NT_ENOTFOUND; del removes. */
+typedef struct {
+    nt_status (*put)(void *arg, const char *key, const char *val, size_t len);
+    nt_status (*create)(void *arg, const char *key, const char *val, size_t len);
+    nt_status (*get)(void *arg, const char *key, char **val, size_t *len);
+    nt_status (*del)(void *arg, const char *key);
+    void *arg;
+} rooms_cache_ops;
+
 typedef struct {
     nt_store *store;
-    nt_kv *kv; /* the authorisation cache; NULL disables it */
+    const rooms_cache_ops *cache; /* NULL disables the cache */
     /* Publishes one event (after commit). */
     nt_status (*publish)(void *arg, const char *subject, const char *data, size_t len);
     void *publish_arg;

@@ -51,20 +51,30 @@ cJSON *rooms_member_to_json(const rooms_member *m)
 
 /* A page of rooms or members: the first limit items of l (which may hold one
  * more, meaning another page follows) and the cursor of the last one. */
-static cJSON *page(cJSON *items, const char *key, bool more, char kind, const char *a,
-                   const char *b)
+size_t rooms_cursor_prefix_len(const char *a, char kind, const char *context)
+{
+    size_t n = strlen(context);
+    if (a[0] != kind || strncmp(a + 1, context, n) != 0 || a[1 + n] != '\x1e')
+        return 0;
+    return n + 2;
+}
+
+static cJSON *page(cJSON *items, const char *key, bool more, char kind, const char *context,
+                   const char *a, const char *b)
 {
     cJSON *d = cJSON_CreateObject();
     NT_ASSERT(d != NULL);
     cJSON_AddItemToObject(d, key, items);
     if (more) {
-        /* The first key starts with the kind of page, so a cursor of one list
-         * is refused by another instead of paging it wrongly. */
-        size_t n = strlen(a);
-        char *ka = malloc(n + 2);
+        /* The first key starts with the list it belongs to, so a cursor of one
+         * list is refused by another instead of paging it wrongly. */
+        size_t nc = strlen(context), n = strlen(a);
+        char *ka = malloc(nc + n + 3);
         NT_ASSERT(ka != NULL);
         ka[0] = kind;
-        memcpy(ka + 1, a, n + 1);
+        memcpy(ka + 1, context, nc);
+        ka[1 + nc] = '\x1e';
+        memcpy(ka + 2 + nc, a, n + 1);
         char *c = rooms_cursor_encode(ka, b);
         free(ka);
         cJSON_AddStringToObject(d, "next_cursor", c);
@@ -75,7 +85,8 @@ static cJSON *page(cJSON *items, const char *key, bool more, char kind, const ch
     return d;
 }
 
-cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name)
+cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name,
+                               const char *context)
 {
     size_t n = l->n > limit ? limit : l->n;
     cJSON *arr = cJSON_CreateArray();
@@ -83,18 +94,19 @@ cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_n
         cJSON_AddItemToArray(arr, rooms_room_to_json(&l->v[i], true));
     const rooms_room *last = n > 0 ? &l->v[n - 1] : NULL;
     return page(arr, "rooms", l->n > n, by_name ? ROOMS_CURSOR_NAME : ROOMS_CURSOR_ACTIVITY,
-                last ? (by_name ? last->name : last->last_activity_at) : "", last ? last->id : "");
+                context, last ? (by_name ? last->name : last->last_activity_at) : "",
+                last ? last->id : "");
 }
 
-cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit)
+cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const char *context)
 {
     size_t n = l->n > limit ? limit : l->n;
     cJSON *arr = cJSON_CreateArray();
     for (size_t i = 0; i < n; i++)
         cJSON_AddItemToArray(arr, rooms_member_to_json(&l->v[i]));
     const rooms_member *last = n > 0 ? &l->v[n - 1] : NULL;
-    return page(arr, "members", l->n > n, ROOMS_CURSOR_JOINED, last ? last->joined_at : "",
-                last ? last->user_id : "");
+    return page(arr, "members", l->n > n, ROOMS_CURSOR_JOINED, context,
+                last ? last->joined_key : "", last ? last->user_id : "");
 }
 
 cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what)

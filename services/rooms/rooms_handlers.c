@@ -79,29 +79,54 @@ static size_t cache_max(const rooms_ctx *ctx)
     return ctx->cache_max > 0 ? ctx->cache_max : ROOMS_CACHE_MAX;
 }
 
+/* The cache entry of a room as db sees it: its members, or a marker when it
+ * has more than cache_max of them or the list would not fit one message (a
+ * marker sends authorize to the database, and, being a value, keeps a slow
+ * reader's create-if-absent from putting a stale list back). Counts before
+ * reading any member. */
+static nt_status access_entry(const rooms_ctx *ctx, sqlite3 *db, const char *room_id, char **out)
+{
+    rooms_access a;
+    memset(&a, 0, sizeof(a));
+    long long n = 0;
+    nt_status st = rooms_db_count(db, room_id, ROOMS_OUTSIDER, &n);
+    if (st == NT_OK && n > (long long)cache_max(ctx)) {
+        snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
+        a.exists = a.uncached = true;
+    } else if (st == NT_OK) {
+        st = rooms_db_access(db, room_id, &a);
+    }
+    if (st != NT_OK)
+        return st;
+    char *s = rooms_access_to_text(&a);
+    if (strlen(s) > ROOMS_CACHE_MAX_BYTES) {
+        free(s);
+        a.uncached = true;
+        s = rooms_access_to_text(&a);
+    }
+    rooms_access_clear(&a);
+    *out = s;
+    return NT_OK;
+}
+
 /* Puts the room's access state as this transaction leaves it, as the last
  * step before COMMIT, so cache writes land in database order across threads
  * and processes (the write lock of BEGIN IMMEDIATE is held). A failure
  * refuses the whole write: committing without it would leave authorize
- * answering from the old state for up to an hour. A room too large to cache
- * gets a marker that sends authorize to the database, and that a slow reader's
- * create-if-absent cannot replace. */
+ * answering from the old state for up to an hour. */
 static nt_status wtx_cache(wtx *w, const char *room_id)
 {
-    if (w->ctx->kv == NULL)
+    const rooms_cache_ops *c = w->ctx->cache;
+    if (c == NULL)
         return NT_OK;
-    rooms_access a;
-    nt_status st = rooms_db_access(w->db, room_id, &a);
+    char key[NT_ID_LEN + 16], *s = NULL;
+    cache_key(room_id, key, sizeof(key));
+    nt_status st = access_entry(w->ctx, w->db, room_id, &s);
     if (st != NT_OK)
         return st;
-    char key[NT_ID_LEN + 16];
-    cache_key(room_id, key, sizeof(key));
-    a.uncached = a.n > cache_max(w->ctx);
-    char *s = rooms_access_to_text(&a);
     snprintf(w->cached_room, sizeof(w->cached_room), "%s", room_id);
-    st = nt_kv_put(w->ctx->kv, key, s, strlen(s));
+    st = c->put(c->arg, key, s, strlen(s));
     free(s);
-    rooms_access_clear(&a);
     if (st != NT_OK) {
         w->cache_failed = true;
         nt_log_error(MOD, "authorisation cache unreachable; write refused room=%s", room_id);
@@ -110,24 +135,41 @@ static nt_status wtx_cache(wtx *w, const char *room_id)
     return NT_OK;
 }
 
-/* Ends the write: commits when st is NT_OK. When it does not commit after the
- * cache was written (or a put was tried: a put that timed out may still have
- * landed), the entry is deleted before the rollback, while this transaction
- * still holds the database's write lock, so no other writer's entry can be
- * the one deleted; readers then refill it from the committed state. After a
- * commit, the queued events are published before the store's lock is
- * released, so one instance publishes a room's events in commit order.
- * Returns the final status and names the cache when it was the cause. */
+/* A write that touched the cache will not commit (its put failed but may
+ * have landed, or a later step or the commit failed): undo its changes back
+ * to the savepoint taken at BEGIN, still holding the write lock, and put the
+ * committed state again, so that no reader can take the uncommitted one for
+ * long and no writer's entry is lost. A delete is the last resort: a reader
+ * could then refill from an older snapshot. */
+static void wtx_restore_cache(wtx *w)
+{
+    const rooms_cache_ops *c = w->ctx->cache;
+    char key[NT_ID_LEN + 16], *s = NULL;
+    cache_key(w->cached_room, key, sizeof(key));
+    if (rooms_txn_undo(w->db) == NT_OK &&
+        access_entry(w->ctx, w->db, w->cached_room, &s) == NT_OK &&
+        c->put(c->arg, key, s, strlen(s)) == NT_OK) {
+        free(s);
+        return;
+    }
+    free(s);
+    if (c->del(c->arg, key) == NT_OK)
+        nt_log_warn(MOD, "cache entry removed after a failed write room=%s", w->cached_room);
+    else
+        nt_log_error(MOD, "cache may hold an uncommitted state room=%s", w->cached_room);
+}
+
+/* Ends the write: commits when st is NT_OK, else rolls back, restoring the
+ * cache first when the write touched it. After a commit, the queued events
+ * are published before the store's lock is released, so one instance
+ * publishes a room's events in commit order. Returns the final status and
+ * names the cache when it was the cause. */
 static nt_status wtx_end(wtx *w, nt_status st, nt_reply *rep, rooms_events *ev)
 {
     nt_status cst = st == NT_OK ? rooms_txn_commit(w->db) : st;
     if (cst != NT_OK) {
-        if (w->cached_room[0] != '\0') {
-            char key[NT_ID_LEN + 16];
-            cache_key(w->cached_room, key, sizeof(key));
-            if (nt_kv_delete(w->ctx->kv, key) != NT_OK && nt_kv_delete(w->ctx->kv, key) != NT_OK)
-                nt_log_error(MOD, "cache may hold an uncommitted state room=%s", w->cached_room);
-        }
+        if (w->cached_room[0] != '\0')
+            wtx_restore_cache(w);
         rooms_txn_rollback(w->db);
     } else if (ev != NULL) {
         ev_flush(w->ctx, ev, true);
@@ -230,21 +272,24 @@ static bool ask_auth_for_profile(op *o, nt_status *st)
     return false;
 }
 
-/* The optional paging cursor of a list of this kind: *a (without the kind)
- * and *b stay NULL when there is none. */
-static nt_status get_cursor(op *o, char kind, char **a, char **b)
+/* The optional paging cursor of the list named by kind and context (the
+ * room, or the filter): *a (without its prefix) and *b stay NULL when there
+ * is none; a cursor of another list is refused. */
+static nt_status get_cursor(op *o, char kind, const char *context, char **a, char **b)
 {
     const cJSON *cur = cJSON_GetObjectItemCaseSensitive(o->body, "cursor");
     if (cur == NULL || cJSON_IsNull(cur))
         return NT_OK;
-    if (!cJSON_IsString(cur) || rooms_cursor_decode(cur->valuestring, a, b) != NT_OK ||
-        (*a)[0] != kind) {
+    size_t plen = 0;
+    if (cJSON_IsString(cur) && rooms_cursor_decode(cur->valuestring, a, b) == NT_OK)
+        plen = rooms_cursor_prefix_len(*a, kind, context);
+    if (plen == 0) {
         free(*a);
         free(*b);
         *a = *b = NULL;
         return nt_reply_fail(o->rep, NT_EINVAL, "'cursor' is invalid");
     }
-    memmove(*a, *a + 1, strlen(*a));
+    memmove(*a, *a + plen, strlen(*a + plen) + 1);
     return NT_OK;
 }
 
@@ -284,7 +329,8 @@ static nt_status rooms_list(void *ctx, const nt_request *req, nt_reply *rep)
         st = rooms_get_limit(o.body, "limit", ROOMS_LIST_DEFAULT, ROOMS_LIST_MAX, &limit,
                              rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = get_cursor(&o, pub ? ROOMS_CURSOR_NAME : ROOMS_CURSOR_ACTIVITY, &ca, &cb);
+        st = get_cursor(&o, pub ? ROOMS_CURSOR_NAME : ROOMS_CURSOR_ACTIVITY, q != NULL ? q : "",
+                        &ca, &cb);
     if (st != NT_OK)
         goto out;
     sqlite3 *db = NULL;
@@ -298,7 +344,7 @@ static nt_status rooms_list(void *ctx, const nt_request *req, nt_reply *rep)
         st = rooms_db_list_mine(db, req->user, filter, ca, cb, (int)limit + 1, &l);
     rooms_read_end(o.ctx->store, db);
     if (st == NT_OK)
-        nt_reply_set(rep, rooms_room_page_to_json(&l, (size_t)limit, pub));
+        nt_reply_set(rep, rooms_room_page_to_json(&l, (size_t)limit, pub, q != NULL ? q : ""));
 out:
     free(q);
     free(ca);
@@ -685,7 +731,7 @@ static nt_status rooms_members(void *ctx, const nt_request *req, nt_reply *rep)
         st = rooms_get_limit(o.body, "limit", ROOMS_MEMBERS_DEFAULT, ROOMS_MEMBERS_MAX, &limit,
                              rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = get_cursor(&o, ROOMS_CURSOR_JOINED, &ca, &cb);
+        st = get_cursor(&o, ROOMS_CURSOR_JOINED, o.room_id, &ca, &cb);
     if (st == NT_OK)
         st = rooms_read_begin(o.ctx->store, &db);
     if (st == NT_OK) {
@@ -695,7 +741,7 @@ static nt_status rooms_members(void *ctx, const nt_request *req, nt_reply *rep)
         rooms_read_end(o.ctx->store, db);
     }
     if (st == NT_OK)
-        nt_reply_set(rep, rooms_member_page_to_json(&l, (size_t)limit));
+        nt_reply_set(rep, rooms_member_page_to_json(&l, (size_t)limit, o.room_id));
     free(ca);
     free(cb);
     rooms_member_list_clear(&l);
@@ -812,37 +858,48 @@ static nt_status rooms_remove_member(void *ctx, const nt_request *req, nt_reply 
 static nt_status load_access(rooms_ctx *ctx, const char *room_id, const char *user,
                              rooms_access *out)
 {
-    char key[NT_ID_LEN + 16];
+    const rooms_cache_ops *c = ctx->cache;
+    char key[NT_ID_LEN + 16], *data = NULL;
+    size_t len = 0;
     cache_key(room_id, key, sizeof(key));
-    bool marker = false;
-    if (ctx->kv != NULL) {
-        char *data = NULL;
-        size_t len = 0;
-        if (nt_kv_get(ctx->kv, key, &data, &len) == NT_OK) {
-            nt_status st = rooms_access_from_text(data, len, out);
-            free(data);
-            if (st == NT_OK && strcmp(out->room_id, room_id) == 0 && !out->uncached)
-                return NT_OK;
-            marker = st == NT_OK && out->uncached;
-            if (st == NT_OK)
-                rooms_access_clear(out);
-            if (!marker)
-                nt_log_warn(MOD, "ignoring a malformed cache entry room=%s", room_id);
+    nt_status st = NT_ENOTFOUND;
+    if (c != NULL && c->get(c->arg, key, &data, &len) == NT_OK) {
+        st = rooms_access_from_text(data, len, out);
+        free(data);
+        data = NULL;
+        if (st == NT_OK && strcmp(out->room_id, room_id) != 0) {
+            rooms_access_clear(out);
+            st = NT_EINVAL;
         }
+        if (st != NT_OK)
+            nt_log_warn(MOD, "ignoring a malformed cache entry room=%s", room_id);
     }
     sqlite3 *db = NULL;
-    nt_status st = rooms_read_begin(ctx->store, &db);
+    if (st == NT_OK && !out->uncached)
+        return NT_OK;
+    bool marker = st == NT_OK;
+    if (marker)
+        rooms_access_clear(out);
+    st = rooms_read_begin(ctx->store, &db);
     if (st != NT_OK)
         return st;
-    /* A room too large to cache: only the caller's row is read. */
-    st = marker ? rooms_db_access_of(db, room_id, user, out) : rooms_db_access(db, room_id, out);
-    rooms_read_end(ctx->store, db);
-    if (st == NT_OK && !marker && ctx->kv != NULL && out->exists) {
-        out->uncached = out->n > cache_max(ctx);
-        char *s = rooms_access_to_text(out);
-        nt_kv_create(ctx->kv, key, s, strlen(s)); /* a conflict means a writer was first */
-        free(s);
+    if (!marker) {
+        /* A miss: the entry from this snapshot, filled only if no writer has
+         * put one meanwhile (a conflict means a writer was first). */
+        st = access_entry(ctx, db, room_id, &data);
+        if (st == NT_OK)
+            st = rooms_access_from_text(data, strlen(data), out);
+        if (st == NT_OK && c != NULL && out->exists)
+            c->create(c->arg, key, data, strlen(data));
+        free(data);
+        marker = st == NT_OK && out->uncached;
+        if (marker)
+            rooms_access_clear(out);
     }
+    /* A room too large to cache: only the caller's row is read. */
+    if (st == NT_OK && marker)
+        st = rooms_db_access_of(db, room_id, user, out);
+    rooms_read_end(ctx->store, db);
     return st;
 }
 

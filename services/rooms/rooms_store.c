@@ -92,7 +92,8 @@ void rooms_member_list_clear(rooms_member_list *l)
 nt_status rooms_txn_begin(nt_store *st, sqlite3 **db)
 {
     sqlite3 *d = nt_store_lock(st);
-    nt_status r = nt_store_status(sqlite3_exec(d, "BEGIN IMMEDIATE", NULL, NULL, NULL));
+    nt_status r = nt_store_status(
+        sqlite3_exec(d, "BEGIN IMMEDIATE; SAVEPOINT rooms_write", NULL, NULL, NULL));
     if (r != NT_OK) {
         nt_log_error(MOD, "store begin failed err=\"%s\"", sqlite3_errmsg(d));
         nt_store_unlock(st);
@@ -119,9 +120,21 @@ nt_status rooms_read_begin(nt_store *st, sqlite3 **db)
 
 nt_status rooms_txn_commit(sqlite3 *db)
 {
-    nt_status r = nt_store_status(sqlite3_exec(db, "COMMIT", NULL, NULL, NULL));
+    int rc = sqlite3_exec(db, "COMMIT", NULL, NULL, NULL);
+    if (rc == SQLITE_OK)
+        return NT_OK;
+    nt_log_error(MOD, "store commit failed err=\"%s\"", sqlite3_errmsg(db));
+    /* Whatever SQLite says, nothing the caller asked for conflicted. */
+    return (rc & 0xff) == SQLITE_BUSY ? NT_EUNAVAIL : NT_EINTERNAL;
+}
+
+nt_status rooms_txn_undo(sqlite3 *db)
+{
+    if (sqlite3_get_autocommit(db))
+        return NT_EUNAVAIL;
+    nt_status r = nt_store_status(sqlite3_exec(db, "ROLLBACK TO rooms_write", NULL, NULL, NULL));
     if (r != NT_OK)
-        nt_log_error(MOD, "store commit failed err=\"%s\"", sqlite3_errmsg(db));
+        nt_log_error(MOD, "store undo failed err=\"%s\"", sqlite3_errmsg(db));
     return r;
 }
 
@@ -333,14 +346,18 @@ nt_status rooms_db_list_mine(sqlite3 *db, const char *user_id, const char *q, co
 nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, const char *cur_name,
                                const char *cur_id, int limit, rooms_room_list *out)
 {
-    static const char *sql = "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.is_private = 0 "
-                             "AND (?2 IS NULL OR r.name LIKE '%' || ?2 || '%' ESCAPE '\\') "
-                             "AND (?3 IS NULL OR (r.name COLLATE NOCASE >= ?3 "
-                             "     AND (r.name COLLATE NOCASE > ?3 OR r.id > ?4))) "
-                             "ORDER BY r.name COLLATE NOCASE, r.id LIMIT ?5";
+    /* One statement per case, so that later pages seek in the index. */
+    static const char *first = "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.is_private = 0 "
+                               "AND (?2 IS NULL OR r.name LIKE '%' || ?2 || '%' ESCAPE '\\') "
+                               "ORDER BY r.name COLLATE NOCASE, r.id LIMIT ?5";
+    static const char *after = "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.is_private = 0 "
+                               "AND (?2 IS NULL OR r.name LIKE '%' || ?2 || '%' ESCAPE '\\') "
+                               "AND r.name COLLATE NOCASE >= ?3 "
+                               "AND (r.name COLLATE NOCASE > ?3 OR r.id > ?4) "
+                               "ORDER BY r.name COLLATE NOCASE, r.id LIMIT ?5";
     char *like = like_pattern(q);
     const char *p[] = {caller, like, cur_name, cur_id};
-    nt_status st = query_rooms(db, sql, p, 4, limit, out);
+    nt_status st = query_rooms(db, cur_name != NULL ? after : first, p, 4, limit, out);
     free(like);
     return st;
 }
@@ -366,7 +383,7 @@ nt_status rooms_db_role(sqlite3 *db, const char *room_id, const char *user_id, r
 
 #define MEMBER_COLS                                                                                \
     "m.room_id, m.user_id, coalesce(u.username, m.user_id), u.avatar_url, m.role, " ISO(           \
-        "m.joined_at") " AS joined "
+        "m.joined_at") ", m.joined_at "
 
 static void member_from_row(sqlite3_stmt *s, rooms_member *m)
 {
@@ -376,6 +393,7 @@ static void member_from_row(sqlite3_stmt *s, rooms_member *m)
     m->avatar_url = dup_col(s, 3);
     m->role = role_col(s, 4);
     copy_col(s, 5, m->joined_at, sizeof(m->joined_at));
+    copy_col(s, 6, m->joined_key, sizeof(m->joined_key));
 }
 
 static void member_row(sqlite3_stmt *s, void *list)
@@ -411,15 +429,19 @@ nt_status rooms_db_member(sqlite3 *db, const char *room_id, const char *user_id,
 nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_time,
                            const char *cur_id, int limit, rooms_member_list *out)
 {
-    /* On the raw joined_at: only rooms writes it, always in one form, and the
-     * index (room_id, joined_at, user_id) then serves the order and the seek. */
-    static const char *sql =
+    /* On joined_at as stored, with the index (room_id, joined_at, user_id)
+     * serving the order and, on later pages, the seek: one statement per
+     * case, since "?2 IS NULL OR ..." would keep SQLite from seeking. */
+    static const char *first = "SELECT " MEMBER_COLS "FROM room_members m "
+                               "LEFT JOIN users u ON u.clerk_user_id = m.user_id "
+                               "WHERE m.room_id = ?1 ORDER BY m.joined_at, m.user_id LIMIT ?4";
+    static const char *after =
         "SELECT " MEMBER_COLS "FROM room_members m "
         "LEFT JOIN users u ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1 "
-        "AND (?2 IS NULL OR (m.joined_at >= ?2 AND (m.joined_at > ?2 OR m.user_id > ?3))) "
+        "AND m.joined_at >= ?2 AND (m.joined_at > ?2 OR m.user_id > ?3) "
         "ORDER BY m.joined_at, m.user_id LIMIT ?4";
     const char *p[] = {room_id, cur_time, cur_id};
-    return query_members(db, sql, p, 3, limit, out);
+    return query_members(db, cur_time != NULL ? after : first, p, 3, limit, out);
 }
 
 nt_status rooms_db_user_exists(sqlite3 *db, const char *user_id, bool *out)

@@ -179,7 +179,7 @@ static void setup(void)
                  "run the unit tests from the repository root");
     memset(&ctx, 0, sizeof(ctx));
     ctx.store = store;
-    ctx.kv = NULL;
+    ctx.cache = NULL;
     ctx.publish = capture;
     ctx.publish_arg = &events;
     ctx.ensure_user = fake_ensure;
@@ -1373,4 +1373,45 @@ Test(rooms_handlers, members_are_listed_oldest_first_with_cursors)
     cr_assert_eq(call("chat.rooms.members", "u_bob", "{\"room_id\":\"%s\",\"cursor\":\"x\"}", room),
                  NT_EINVAL);
     cr_assert_str_eq(err_message(), "'cursor' is invalid");
+}
+
+/* Rows written with the schema's default time form ("YYYY-MM-DD HH:MM:SS",
+ * e.g. by another program) page exactly once each, beside ours. */
+Test(rooms_handlers, members_page_once_each_whatever_the_stored_time_form)
+{
+    char room[NT_ID_LEN], cursor[1100] = "";
+    create_room("u_ann", "Mixed", false, room);
+    const char *p1[] = {room, "u_bob", "2020-05-01 10:00:00"};
+    sql_exec("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, "
+             "'member', ?3)",
+             p1, 3);
+    const char *p2[] = {room, "u_cat", "2020-05-01 11:00:00"};
+    sql_exec("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, "
+             "'member', ?3)",
+             p2, 3);
+    const char *p3[] = {room, "u_dan", "2020-05-02T09:00:00.000Z"};
+    sql_exec("INSERT INTO room_members (room_id, user_id, role, joined_at) VALUES (?1, ?2, "
+             "'member', ?3)",
+             p3, 3);
+    char seen[256] = "";
+    for (int page = 0; page < 10; page++) {
+        if (cursor[0] == '\0')
+            cr_assert_eq(
+                call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\",\"limit\":1}", room),
+                NT_OK);
+        else
+            cr_assert_eq(call("chat.rooms.members", "u_ann",
+                              "{\"room_id\":\"%s\",\"limit\":1,\"cursor\":\"%s\"}", room, cursor),
+                         NT_OK, "%s", err_message());
+        const cJSON *m = cJSON_GetArrayItem(field(data(), "members"), 0);
+        size_t n = strlen(seen);
+        snprintf(seen + n, sizeof(seen) - n, "%s%s", n ? "," : "", str(m, "user_id"));
+        if (is_null(data(), "next_cursor"))
+            break;
+        snprintf(cursor, sizeof(cursor), "%s", str(data(), "next_cursor"));
+    }
+    cr_assert_eq(strlen(seen), strlen("u_bob,u_cat,u_dan,u_ann"), "%s", seen);
+    cr_assert(strstr(seen, "u_bob") && strstr(seen, "u_cat") && strstr(seen, "u_dan") &&
+                  strstr(seen, "u_ann"),
+              "every member once: %s", seen);
 }

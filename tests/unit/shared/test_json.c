@@ -215,3 +215,29 @@ Test(nt_json, one_line_text_refuses_invisible_formatting_multi_line_keeps_it)
         cr_assert_eq(nt_text_check("name", allowed[i], &line, err, sizeof(err)), NT_OK,
                      "case %zu: %s", i, err);
 }
+
+Test(nt_json, names_need_a_visible_character_and_refuse_fillers)
+{
+    static const nt_text_rule line = {.min_chars = 1, .max_chars = 100};
+    char err[NT_ERRMSG_LEN];
+    /* Only no-break spaces, an ideographic space, a Hangul filler, a braille blank. */
+    const char *blank[] = {"\xC2\xA0\xC2\xA0", "\xE3\x80\x80", "\xE3\x85\xA4", "\xE2\xA0\x80"};
+    for (size_t i = 0; i < sizeof(blank) / sizeof(blank[0]); i++)
+        cr_assert_eq(nt_text_check("name", blank[i], &line, err, sizeof(err)), NT_EINVAL,
+                     "case %zu", i);
+    /* Left-to-right mark, soft hyphen, a tag character, a noncharacter. */
+    const char *refused[] = {"a\xE2\x80\x8E"
+                             "b",
+                             "a\xC2\xAD"
+                             "b",
+                             "a\xF3\xA0\x80\x81", "a\xEF\xBF\xBF"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++)
+        cr_assert_eq(nt_text_check("name", refused[i], &line, err, sizeof(err)), NT_EINVAL,
+                     "case %zu", i);
+    /* A heart with its emoji variation selector, Persian with a ZWNJ. */
+    cr_assert_eq(nt_text_check("name", "\xE2\x9D\xA4\xEF\xB8\x8F", &line, err, sizeof(err)), NT_OK,
+                 "%s", err);
+    cr_assert_eq(nt_text_check("name", "\xD9\x85\xDB\x8C\xE2\x80\x8C\xD8\xB4\xD9\x88\xD8\xAF",
+                               &line, err, sizeof(err)),
+                 NT_OK, "%s", err);
+}
