@@ -1,6 +1,6 @@
 /* The rooms service's routes. Each write runs in one transaction: read the
  * room and the caller's role, ask rooms_authz, write, put the room's new
- * access state in the cache, commit; the events go out after the commit. */
+ * access state in the cache, commit, publish the events; then unlock. */
 #include "rooms.h"
 
 #include "nt_log.h"
@@ -185,8 +185,8 @@ static nt_status wtx_end(wtx *w, nt_status st, nt_reply *rep, rooms_events *ev)
  *
  * Every handler works on an op: the parsed body, the room id, the room as
  * the caller sees it, the room after the change, one member, and the events
- * to publish. op_finish publishes the events only when the request succeeded
- * and frees everything. */
+ * to publish (wtx_end publishes them after the commit, under the store's
+ * lock). op_finish frees everything; it never publishes. */
 
 typedef struct {
     rooms_ctx *ctx;
@@ -222,7 +222,7 @@ static nt_status op_start(op *o, void *ctx, const nt_request *req, nt_reply *rep
 
 static nt_status op_finish(op *o, nt_status st)
 {
-    ev_flush(o->ctx, &o->ev, st == NT_OK);
+    ev_flush(o->ctx, &o->ev, false);
     cJSON_Delete(o->body);
     rooms_room_clear(&o->room);
     rooms_room_clear(&o->view);
