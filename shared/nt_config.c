@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
@@ -117,6 +118,30 @@ nt_config *nt_config_load_or_exit(const char *module, const nt_cfg_spec *specs, 
         exit(2);
     }
     return cfg;
+}
+
+nt_config *nt_config_load_service_or_exit(const char *module, const nt_cfg_spec *specs, size_t n)
+{
+    nt_config *cfg = nt_config_load_or_exit(module, specs, n);
+    nt_log_level level;
+    if (nt_log_level_parse(nt_config_str(cfg, "NATTER_LOG_LEVEL"), &level) != NT_OK) {
+        fprintf(stderr,
+                "%s: configuration error: NATTER_LOG_LEVEL: must be debug, info, warn or error\n",
+                module);
+        nt_config_destroy(cfg);
+        exit(2);
+    }
+    nt_log_set_level(level);
+    return cfg;
+}
+
+void nt_config_db_path(const nt_config *cfg, char *out, size_t outlen)
+{
+    const char *db = nt_config_str(cfg, "NATTER_DB_PATH");
+    if (db != NULL)
+        snprintf(out, outlen, "%s", db);
+    else
+        snprintf(out, outlen, "%s/natter.db", nt_config_str(cfg, "NATTER_DATA_DIR"));
 }
 
 static size_t find(const nt_config *cfg, const char *name)

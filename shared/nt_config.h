@@ -37,6 +37,33 @@ nt_status nt_config_load(const nt_cfg_spec *specs, size_t n, nt_cfg_lookup looku
  * stderr and exits with status 2. For main(). */
 nt_config *nt_config_load_or_exit(const char *module, const nt_cfg_spec *specs, size_t n);
 
+/* The variables every NATS service with a store reads, to splice into its
+ * table: static const nt_cfg_spec specs[] = {NT_SERVICE_CONFIG_SPECS, ...}. */
+/* clang-format off */
+#define NT_SERVICE_CONFIG_SPECS                                                                    \
+    {"NATS_URL", NT_CFG_STR, "nats://127.0.0.1:4222", 0, 0, false, false,                          \
+     "NATS servers, comma-separated"},                                                             \
+    {"NATTER_DATA_DIR", NT_CFG_STR, "data", 0, 0, false, false,                                    \
+     "data directory: the SQLite file (and auth's local signing key)"},                            \
+    {"NATTER_DB_PATH", NT_CFG_STR, NULL, 0, 0, false, false,                                       \
+     "SQLite file (default: NATTER_DATA_DIR/natter.db)"},                                          \
+    {"NATTER_MIGRATIONS_DIR", NT_CFG_STR, "schemas/migrations", 0, 0, false, false,                \
+     "folder of NNNN_name.sql migrations"},                                                        \
+    {"NATTER_KV_PREFIX", NT_CFG_STR, "natter", 0, 0, false, false, "prefix of the KV buckets"},    \
+    {"NATTER_KV_REPLICAS", NT_CFG_INT, "1", 1, 5, false, false, "replicas of each KV bucket"},     \
+    {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false, "debug, info, warn or error"}
+/* clang-format on */
+
+/* nt_config_load_or_exit for a table holding NT_SERVICE_CONFIG_SPECS, then
+ * sets the log level from NATTER_LOG_LEVEL (exit 2 naming it when it is not
+ * debug, info, warn or error). Logging the values stays the caller's, after
+ * its own checks. For main(). */
+nt_config *nt_config_load_service_or_exit(const char *module, const nt_cfg_spec *specs, size_t n);
+
+/* The SQLite file of a NT_SERVICE_CONFIG_SPECS table: NATTER_DB_PATH, or
+ * NATTER_DATA_DIR/natter.db, written to out. */
+void nt_config_db_path(const nt_config *cfg, char *out, size_t outlen);
+
 /* The value of name, which must be in the table (NT_ASSERT). NULL when unset. */
 const char *nt_config_str(const nt_config *cfg, const char *name);
 long long nt_config_int(const nt_config *cfg, const char *name);

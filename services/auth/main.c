@@ -14,23 +14,13 @@
 #include <stdio.h>
 
 static const nt_cfg_spec specs[] = {
-    {"NATS_URL", NT_CFG_STR, "nats://127.0.0.1:4222", 0, 0, false, false,
-     "NATS servers, comma-separated"},
-    {"NATTER_DATA_DIR", NT_CFG_STR, "data", 0, 0, false, false,
-     "directory for the SQLite file and the local signing key"},
-    {"NATTER_DB_PATH", NT_CFG_STR, NULL, 0, 0, false, false,
-     "SQLite file (default: NATTER_DATA_DIR/natter.db)"},
-    {"NATTER_MIGRATIONS_DIR", NT_CFG_STR, "schemas/migrations", 0, 0, false, false,
-     "folder of NNNN_name.sql migrations"},
-    {"NATTER_KV_PREFIX", NT_CFG_STR, "natter", 0, 0, false, false, "prefix of the KV buckets"},
-    {"NATTER_KV_REPLICAS", NT_CFG_INT, "1", 1, 5, false, false, "replicas of each KV bucket"},
+    NT_SERVICE_CONFIG_SPECS,
     {"NATTER_TOKEN_TTL_S", NT_CFG_INT, "3600", 60, 86400, false, false,
      "lifetime of local development tokens"},
     {"NATTER_LOCAL_AZP", NT_CFG_STR, "http://localhost:8080", 0, 0, false, false,
      "azp claim of local development tokens"},
     {"CLERK_API_URL", NT_CFG_STR, "https://api.clerk.com", 0, 0, false, false,
      "Clerk Backend API base URL"},
-    {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false, "debug, info, warn or error"},
     NT_TOKEN_CONFIG_SPECS,
 };
 
@@ -52,29 +42,20 @@ int main(void)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    nt_config *cfg = nt_config_load_or_exit("auth", specs, sizeof(specs) / sizeof(specs[0]));
-    nt_log_level level;
-    if (nt_log_level_parse(nt_config_str(cfg, "NATTER_LOG_LEVEL"), &level) != NT_OK) {
-        fprintf(stderr, "auth: configuration error: NATTER_LOG_LEVEL: must be debug, info, "
-                        "warn or error\n");
-        return 2;
-    }
+    nt_config *cfg =
+        nt_config_load_service_or_exit("auth", specs, sizeof(specs) / sizeof(specs[0]));
     if (nt_tokens_check_config(cfg, err, sizeof(err)) != NT_OK) {
         fprintf(stderr, "auth: configuration error: %s\n", err);
+        nt_config_destroy(cfg);
         return 2;
     }
-    nt_log_set_level(level);
     nt_config_log(cfg, "auth");
 
     nt_http_global_init();
 
     const char *data_dir = nt_config_str(cfg, "NATTER_DATA_DIR");
-    const char *db = nt_config_str(cfg, "NATTER_DB_PATH");
-    if (db == NULL) {
-        snprintf(path, sizeof(path), "%s/natter.db", data_dir);
-        db = path;
-    }
-    if (nt_store_open(db, nt_config_str(cfg, "NATTER_MIGRATIONS_DIR"), &store) != NT_OK)
+    nt_config_db_path(cfg, path, sizeof(path));
+    if (nt_store_open(path, nt_config_str(cfg, "NATTER_MIGRATIONS_DIR"), &store) != NT_OK)
         goto out;
     if (nt_nats_connect(nt_config_str(cfg, "NATS_URL"), "auth", 10000, &nc) != NT_OK)
         goto out;

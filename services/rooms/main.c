@@ -13,20 +13,11 @@
 #define AUTH_TIMEOUT_MS 5000
 
 static const nt_cfg_spec specs[] = {
-    {"NATS_URL", NT_CFG_STR, "nats://127.0.0.1:4222", 0, 0, false, false,
-     "NATS servers, comma-separated"},
-    {"NATTER_DATA_DIR", NT_CFG_STR, "data", 0, 0, false, false, "directory for the SQLite file"},
-    {"NATTER_DB_PATH", NT_CFG_STR, NULL, 0, 0, false, false,
-     "SQLite file (default: NATTER_DATA_DIR/natter.db)"},
-    {"NATTER_MIGRATIONS_DIR", NT_CFG_STR, "schemas/migrations", 0, 0, false, false,
-     "folder of NNNN_name.sql migrations"},
-    {"NATTER_KV_PREFIX", NT_CFG_STR, "natter", 0, 0, false, false, "prefix of the KV buckets"},
-    {"NATTER_KV_REPLICAS", NT_CFG_INT, "1", 1, 5, false, false, "replicas of each KV bucket"},
+    NT_SERVICE_CONFIG_SPECS,
     {"NATTER_ROOMS_CONCURRENCY", NT_CFG_INT, "4", 1, 64, false, false,
      "requests of one rooms route handled at once per instance"},
     {"NATTER_ROOMS_CACHE_MAX_MEMBERS", NT_CFG_INT, "2000", 1, 5000, false, false,
      "rooms with more members are not kept in the authorisation cache"},
-    {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false, "debug, info, warn or error"},
 };
 
 static nt_status publish(void *arg, const char *subject, const char *data, size_t len)
@@ -82,23 +73,12 @@ int main(void)
     sigaddset(&sigs, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 
-    nt_config *cfg = nt_config_load_or_exit("rooms", specs, sizeof(specs) / sizeof(specs[0]));
-    nt_log_level level;
-    if (nt_log_level_parse(nt_config_str(cfg, "NATTER_LOG_LEVEL"), &level) != NT_OK) {
-        fprintf(stderr, "rooms: configuration error: NATTER_LOG_LEVEL: must be debug, info, "
-                        "warn or error\n");
-        nt_config_destroy(cfg);
-        return 2;
-    }
-    nt_log_set_level(level);
+    nt_config *cfg =
+        nt_config_load_service_or_exit("rooms", specs, sizeof(specs) / sizeof(specs[0]));
     nt_config_log(cfg, "rooms");
 
-    const char *db = nt_config_str(cfg, "NATTER_DB_PATH");
-    if (db == NULL) {
-        snprintf(path, sizeof(path), "%s/natter.db", nt_config_str(cfg, "NATTER_DATA_DIR"));
-        db = path;
-    }
-    if (nt_store_open(db, nt_config_str(cfg, "NATTER_MIGRATIONS_DIR"), &store) != NT_OK)
+    nt_config_db_path(cfg, path, sizeof(path));
+    if (nt_store_open(path, nt_config_str(cfg, "NATTER_MIGRATIONS_DIR"), &store) != NT_OK)
         goto out;
     if (nt_nats_connect(nt_config_str(cfg, "NATS_URL"), "rooms", 10000, &nc) != NT_OK)
         goto out;

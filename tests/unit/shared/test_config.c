@@ -112,3 +112,25 @@ Test(nt_config, masks_secrets_in_the_startup_dump, .init = cr_redirect_stderr)
     cr_assert(strstr(buf, "pa55") == NULL, "URL credentials are not shown: %s", buf);
     cr_assert(strstr(buf, "NEEDED=nats://h1:4222,tls://h2:4222") != NULL, "%s", buf);
 }
+
+Test(nt_config, the_service_table_names_the_database_file)
+{
+    static const nt_cfg_spec svc[] = {NT_SERVICE_CONFIG_SPECS};
+    char path[256], err[256];
+    nt_config *cfg = NULL;
+    const char *e1[] = {"NATTER_DATA_DIR=/srv/natter", NULL};
+    env = e1;
+    cr_assert_eq(nt_config_load(svc, sizeof(svc) / sizeof(svc[0]), lookup, NULL, &cfg, err, 256),
+                 NT_OK, "%s", err);
+    nt_config_db_path(cfg, path, sizeof(path));
+    cr_assert_str_eq(path, "/srv/natter/natter.db");
+    cr_assert_str_eq(nt_config_str(cfg, "NATTER_LOG_LEVEL"), "info");
+    nt_config_destroy(cfg);
+    const char *e2[] = {"NATTER_DATA_DIR=/srv/natter", "NATTER_DB_PATH=/var/db/x.db", NULL};
+    env = e2;
+    cr_assert_eq(nt_config_load(svc, sizeof(svc) / sizeof(svc[0]), lookup, NULL, &cfg, err, 256),
+                 NT_OK, "%s", err);
+    nt_config_db_path(cfg, path, sizeof(path));
+    cr_assert_str_eq(path, "/var/db/x.db");
+    nt_config_destroy(cfg);
+}
