@@ -282,6 +282,28 @@ static nt_status query_each(sqlite3 *db, const char *sql, const char *const *par
     return st;
 }
 
+/* Runs a query that returns at most one row; row(s, out) reads it.
+ * NT_ENOTFOUND when there is none. */
+static nt_status query_one(sqlite3 *db, const char *sql, const char *const *params, int n,
+                           void (*row)(sqlite3_stmt *, void *), void *out)
+{
+    sqlite3_stmt *s = NULL;
+    nt_status st = prepare(db, sql, params, n, &s);
+    if (st != NT_OK)
+        return st;
+    int rc = sqlite3_step(s);
+    if (rc == SQLITE_ROW)
+        row(s, out);
+    st = rc == SQLITE_ROW ? NT_OK : rc == SQLITE_DONE ? NT_ENOTFOUND : step_error(db, rc);
+    sqlite3_finalize(s);
+    return st;
+}
+
+static void room_one(sqlite3_stmt *s, void *room)
+{
+    room_from_row(s, room);
+}
+
 static void room_row(sqlite3_stmt *s, void *list)
 {
     room_from_row(s, rooms_room_list_push(list));
@@ -297,17 +319,8 @@ static nt_status query_rooms(sqlite3 *db, const char *sql, const char *const *pa
 nt_status rooms_db_room(sqlite3 *db, const char *room_id, const char *caller, rooms_room *out)
 {
     const char *p[] = {caller, room_id};
-    rooms_room_list l = {0};
-    nt_status st =
-        query_rooms(db, "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.id = ?2", p, 2, 0, &l);
-    if (st == NT_OK && l.n == 0)
-        st = NT_ENOTFOUND;
-    if (st == NT_OK) {
-        *out = l.v[0];
-        l.n = 0; /* moved out */
-    }
-    rooms_room_list_clear(&l);
-    return st;
+    return query_one(db, "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.id = ?2", p, 2, room_one,
+                     out);
 }
 
 /* q as a LIKE pattern matching it as a plain substring (malloc'd), or NULL. */
@@ -362,22 +375,22 @@ nt_status rooms_db_list_public(sqlite3 *db, const char *caller, const char *q, c
     return st;
 }
 
+static void role_one(sqlite3_stmt *s, void *role)
+{
+    *(rooms_role *)role = role_col(s, 0);
+}
+
 nt_status rooms_db_role(sqlite3 *db, const char *room_id, const char *user_id, rooms_role *out)
 {
     const char *p[] = {room_id, user_id};
-    sqlite3_stmt *s = NULL;
+    rooms_role r = ROOMS_OUTSIDER;
     nt_status st =
-        prepare(db, "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = role_col(s, 0);
-    else if (rc == SQLITE_DONE)
-        *out = ROOMS_OUTSIDER;
-    else
-        st = step_error(db, rc);
-    sqlite3_finalize(s);
+        query_one(db, "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2,
+                  role_one, &r);
+    if (st == NT_ENOTFOUND)
+        st = NT_OK; /* not a member */
+    if (st == NT_OK)
+        *out = r;
     return st;
 }
 
@@ -407,23 +420,18 @@ static nt_status query_members(sqlite3 *db, const char *sql, const char *const *
     return query_each(db, sql, params, n, limit, member_row, out);
 }
 
+static void member_one(sqlite3_stmt *s, void *member)
+{
+    member_from_row(s, member);
+}
+
 nt_status rooms_db_member(sqlite3 *db, const char *room_id, const char *user_id, rooms_member *out)
 {
     const char *p[] = {room_id, user_id};
-    rooms_member_list l = {0};
-    nt_status st = query_members(db,
-                                 "SELECT " MEMBER_COLS "FROM room_members m LEFT JOIN users u "
-                                 "ON u.clerk_user_id = m.user_id "
-                                 "WHERE m.room_id = ?1 AND m.user_id = ?2",
-                                 p, 2, 0, &l);
-    if (st == NT_OK && l.n == 0)
-        st = NT_ENOTFOUND;
-    if (st == NT_OK) {
-        *out = l.v[0];
-        l.n = 0;
-    }
-    rooms_member_list_clear(&l);
-    return st;
+    return query_one(db,
+                     "SELECT " MEMBER_COLS "FROM room_members m LEFT JOIN users u "
+                     "ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1 AND m.user_id = ?2",
+                     p, 2, member_one, out);
 }
 
 nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_time,
@@ -444,20 +452,21 @@ nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_tim
     return query_members(db, cur_time != NULL ? after : first, p, 3, limit, out);
 }
 
+static void no_column(sqlite3_stmt *s, void *out)
+{
+    (void)s;
+    (void)out;
+}
+
 nt_status rooms_db_user_exists(sqlite3 *db, const char *user_id, bool *out)
 {
     const char *p[] = {user_id};
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, "SELECT 1 FROM users WHERE clerk_user_id = ?1", p, 1, &s);
-    if (st != NT_OK)
+    nt_status st =
+        query_one(db, "SELECT 1 FROM users WHERE clerk_user_id = ?1", p, 1, no_column, NULL);
+    if (st != NT_OK && st != NT_ENOTFOUND)
         return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW || rc == SQLITE_DONE)
-        *out = rc == SQLITE_ROW;
-    else
-        st = step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
+    *out = st == NT_OK;
+    return NT_OK;
 }
 
 nt_status rooms_db_user_by_name(sqlite3 *db, const char *username, char out[ROOMS_USER_ID_MAX])
@@ -541,44 +550,58 @@ nt_status rooms_db_remove_member(sqlite3 *db, const char *room_id, const char *u
     return exec(db, "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2);
 }
 
+static void int64_one(sqlite3_stmt *s, void *out)
+{
+    *(long long *)out = sqlite3_column_int64(s, 0);
+}
+
 nt_status rooms_db_count(sqlite3 *db, const char *room_id, rooms_role role, long long *out)
 {
     const char *p[] = {room_id, rooms_role_name(role)};
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db,
-                           "SELECT COUNT(*) FROM room_members WHERE room_id = ?1 "
-                           "AND (?2 IS NULL OR role = ?2)",
-                           p, 2, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int64(s, 0);
-    else
-        st = step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
+    return query_one(db,
+                     "SELECT COUNT(*) FROM room_members WHERE room_id = ?1 "
+                     "AND (?2 IS NULL OR role = ?2)",
+                     p, 2, int64_one, out);
+}
+
+static void user_id_one(sqlite3_stmt *s, void *out)
+{
+    copy_col(s, 0, out, ROOMS_USER_ID_MAX);
 }
 
 nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOMS_USER_ID_MAX])
 {
     const char *p[] = {room_id};
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db,
-                           "SELECT user_id FROM room_members WHERE room_id = ?1 "
-                           "ORDER BY joined_at, user_id LIMIT 1",
-                           p, 1, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        copy_col(s, 0, out, ROOMS_USER_ID_MAX);
-    else if (rc == SQLITE_DONE)
-        st = NT_ENOTFOUND;
-    else
-        st = step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
+    return query_one(db,
+                     "SELECT user_id FROM room_members WHERE room_id = ?1 "
+                     "ORDER BY joined_at, user_id LIMIT 1",
+                     p, 1, user_id_one, out);
+}
+
+/* Reads the room's privacy into an access state; exists follows. */
+static void access_room_one(sqlite3_stmt *s, void *access)
+{
+    rooms_access *a = access;
+    a->exists = true;
+    a->is_private = sqlite3_column_int(s, 0) != 0;
+}
+
+/* Appends the member in columns col (user_id) and col + 1 (role), growing
+ * members by doubling from 16. */
+static void access_add(rooms_access *a, sqlite3_stmt *s, int col)
+{
+    if (a->n == 0 || (a->n >= 16 && (a->n & (a->n - 1)) == 0)) {
+        a->members = realloc(a->members, (a->n == 0 ? 16 : 2 * a->n) * sizeof(*a->members));
+        NT_ASSERT(a->members != NULL);
+    }
+    copy_col(s, col, a->members[a->n].user_id, sizeof(a->members[a->n].user_id));
+    a->members[a->n].role = role_col(s, col + 1);
+    a->n++;
+}
+
+static void access_member_row(sqlite3_stmt *s, void *access)
+{
+    access_add(access, s, 0);
 }
 
 nt_status rooms_db_access(sqlite3 *db, const char *room_id, rooms_access *out)
@@ -587,44 +610,26 @@ nt_status rooms_db_access(sqlite3 *db, const char *room_id, rooms_access *out)
     memset(&a, 0, sizeof(a));
     snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
     const char *p[] = {room_id};
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, "SELECT is_private FROM chat_rooms WHERE id = ?1", p, 1, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        a.exists = true;
-        a.is_private = sqlite3_column_int(s, 0) != 0;
-    } else if (rc != SQLITE_DONE) {
-        st = step_error(db, rc);
-    }
-    sqlite3_finalize(s);
-    s = NULL;
-    if (st != NT_OK || !a.exists)
-        goto out;
-    st = prepare(db, "SELECT user_id, role FROM room_members WHERE room_id = ?1", p, 1, &s);
-    if (st != NT_OK)
-        goto out;
-    size_t cap = 0;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW) {
-        if (a.n == cap) {
-            cap = cap ? cap * 2 : 16;
-            a.members = realloc(a.members, cap * sizeof(*a.members));
-            NT_ASSERT(a.members != NULL);
-        }
-        copy_col(s, 0, a.members[a.n].user_id, sizeof(a.members[a.n].user_id));
-        a.members[a.n].role = role_col(s, 1);
-        a.n++;
-    }
-    if (rc != SQLITE_DONE)
-        st = step_error(db, rc);
-    sqlite3_finalize(s);
-out:
+    nt_status st =
+        query_one(db, "SELECT is_private FROM chat_rooms WHERE id = ?1", p, 1, access_room_one, &a);
+    if (st == NT_OK)
+        st = query_each(db, "SELECT user_id, role FROM room_members WHERE room_id = ?1", p, 1, 0,
+                        access_member_row, &a);
+    else if (st == NT_ENOTFOUND)
+        st = NT_OK; /* exists stays false */
     if (st == NT_OK)
         *out = a;
     else
         rooms_access_clear(&a);
     return st;
+}
+
+/* The room's privacy and, when present, the one member row joined to it. */
+static void access_of_one(sqlite3_stmt *s, void *access)
+{
+    access_room_one(s, access);
+    if (sqlite3_column_type(s, 1) != SQLITE_NULL)
+        access_add(access, s, 1);
 }
 
 nt_status rooms_db_access_of(sqlite3 *db, const char *room_id, const char *user_id,
@@ -634,29 +639,13 @@ nt_status rooms_db_access_of(sqlite3 *db, const char *room_id, const char *user_
     memset(&a, 0, sizeof(a));
     snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
     const char *p[] = {room_id, user_id};
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db,
-                           "SELECT r.is_private, m.role, m.user_id FROM chat_rooms r "
-                           "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 "
-                           "WHERE r.id = ?1",
-                           p, 2, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW) {
-        a.exists = true;
-        a.is_private = sqlite3_column_int(s, 0) != 0;
-        if (sqlite3_column_type(s, 2) != SQLITE_NULL) {
-            a.members = calloc(1, sizeof(*a.members));
-            NT_ASSERT(a.members != NULL);
-            copy_col(s, 2, a.members[0].user_id, sizeof(a.members[0].user_id));
-            a.members[0].role = role_col(s, 1);
-            a.n = 1;
-        }
-    } else if (rc != SQLITE_DONE) {
-        st = step_error(db, rc);
-    }
-    sqlite3_finalize(s);
+    nt_status st = query_one(db,
+                             "SELECT r.is_private, m.user_id, m.role FROM chat_rooms r "
+                             "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 "
+                             "WHERE r.id = ?1",
+                             p, 2, access_of_one, &a);
+    if (st == NT_ENOTFOUND)
+        st = NT_OK; /* exists stays false */
     if (st == NT_OK)
         *out = a;
     else
