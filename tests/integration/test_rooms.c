@@ -45,6 +45,28 @@ static void user_free(user *u)
     u->tok = NULL;
 }
 
+/* Starts the stack (extra: more "K=V", or NULL) and makes the users named in
+ * (user *, name) pairs, ending with NULL. */
+static void start(const char *const *extra, ...)
+{
+    h_stack_start(&stack, extra);
+    va_list ap;
+    va_start(ap, extra);
+    for (user *u; (u = va_arg(ap, user *)) != NULL;)
+        user_make(u, va_arg(ap, const char *));
+    va_end(ap);
+}
+
+/* Frees the users given, ending with NULL. */
+static void users_free(user *u, ...)
+{
+    va_list ap;
+    va_start(ap, u);
+    for (; u != NULL; u = va_arg(ap, user *))
+        user_free(u);
+    va_end(ap);
+}
+
 static const char *fmt(char *out, size_t outlen, const char *f, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -411,11 +433,8 @@ static void join_in_order(const user *u, const char *room_id)
 
 Test(rooms, private_room_invite_promote_demote_remove_with_events)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob, carol;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
-    user_make(&carol, "carol");
+    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], path[256], body[256];
 
     cJSON *d = ok("POST", "/api/rooms", alice.tok, "{\"name\":\"Plans\",\"is_private\":true}");
@@ -520,17 +539,13 @@ Test(rooms, private_room_invite_promote_demote_remove_with_events)
     cJSON_Delete(d);
 
     watch_stop(&w);
-    user_free(&alice);
-    user_free(&bob);
-    user_free(&carol);
+    users_free(&alice, &bob, &carol, NULL);
 }
 
 Test(rooms, public_room_discover_join_twice_then_leave)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
+    start(NULL, &alice, "alice", &bob, "bob", NULL);
     char id[64], other[64], hidden[64], path[256];
     room_create(&alice, "{\"name\":\"Gardening Club\",\"description\":\"Roses\"}", id, sizeof(id));
     room_create(&alice, "{\"name\":\"Cooking\"}", other, sizeof(other));
@@ -594,17 +609,13 @@ Test(rooms, public_room_discover_join_twice_then_leave)
     cJSON_Delete(d);
 
     watch_stop(&w);
-    user_free(&alice);
-    user_free(&bob);
+    users_free(&alice, &bob, NULL);
 }
 
 Test(rooms, leaving_hands_admin_to_the_longest_standing_member_and_the_last_out_deletes)
 {
-    h_stack_start(&stack, NULL);
     user alice, u1, u2;
-    user_make(&alice, "alice");
-    user_make(&u1, "uma");
-    user_make(&u2, "vic");
+    start(NULL, &alice, "alice", &u1, "uma", &u2, "vic", NULL);
     /* The first to join has the larger user id, so an heir chosen by id
      * instead of by seniority is caught. */
     user *first = strcmp(u1.id, u2.id) > 0 ? &u1 : &u2;
@@ -678,18 +689,13 @@ Test(rooms, leaving_hands_admin_to_the_longest_standing_member_and_the_last_out_
     sqlite3_close(db);
 
     watch_stop(&w);
-    user_free(&alice);
-    user_free(&u1);
-    user_free(&u2);
+    users_free(&alice, &u1, &u2, NULL);
 }
 
 Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob, carol;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
-    user_make(&carol, "carol");
+    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], keep[64], path[256];
     room_create(&alice, "{\"name\":\"Doomed\"}", id, sizeof(id));
     room_create(&alice, "{\"name\":\"Keeper\"}", keep, sizeof(keep));
@@ -772,17 +778,13 @@ Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
     cJSON_Delete(d);
 
     watch_stop(&w);
-    user_free(&alice);
-    user_free(&bob);
-    user_free(&carol);
+    users_free(&alice, &bob, &carol, NULL);
 }
 
 Test(rooms, update_changes_fields_publishes_the_room_and_refuses_bad_input)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
+    start(NULL, &alice, "alice", &bob, "bob", NULL);
     char id[64], path[256];
     room_create(&alice, "{\"name\":\"Old\",\"description\":\"first\"}", id, sizeof(id));
     fmt(path, sizeof(path), "/api/rooms/%s", id);
@@ -874,15 +876,13 @@ Test(rooms, update_changes_fields_publishes_the_room_and_refuses_bad_input)
     cJSON_Delete(e);
 
     watch_stop(&w);
-    user_free(&alice);
-    user_free(&bob);
+    users_free(&alice, &bob, NULL);
 }
 
 Test(rooms, create_validates_and_trims)
 {
-    h_stack_start(&stack, NULL);
     user alice;
-    user_make(&alice, "alice");
+    start(NULL, &alice, "alice", NULL);
     char e100[512] = "", e101[512], x101[128], desc1001[1100];
     for (int i = 0; i < 100; i++)
         strncat(e100, "\xc3\xa9", sizeof(e100) - strlen(e100) - 1);
@@ -953,12 +953,8 @@ Test(rooms, create_validates_and_trims)
 
 Test(rooms, invite_errors)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob, dave, erin;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
-    user_make(&dave, "dave");
-    user_make(&erin, "erin");
+    start(NULL, &alice, "alice", &bob, "bob", &dave, "dave", &erin, "erin", NULL);
     char id[64], path[256], body[512];
     room_create(&alice, "{\"name\":\"Club\",\"is_private\":true}", id, sizeof(id));
     fmt(path, sizeof(path), "/api/rooms/%s/invite", id);
@@ -996,19 +992,13 @@ Test(rooms, invite_errors)
     cr_assert_eq(cJSON_GetArraySize(field(d, "members")), 3, "%s", cJSON_PrintUnformatted(d));
     cr_assert_null(find_by(field(d, "members"), "user_id", dave.id));
     cJSON_Delete(d);
-    user_free(&alice);
-    user_free(&bob);
-    user_free(&dave);
-    user_free(&erin);
+    users_free(&alice, &bob, &dave, &erin, NULL);
 }
 
 Test(rooms, set_role_and_remove_member_errors)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob, carol;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
-    user_make(&carol, "carol");
+    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], path[256], me[256], p_bob[256], p_carol[256];
     room_create(&alice, "{\"name\":\"Roles\"}", id, sizeof(id));
     cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
@@ -1067,9 +1057,7 @@ Test(rooms, set_role_and_remove_member_errors)
     sqlite3_close(db);
 
     watch_stop(&w);
-    user_free(&alice);
-    user_free(&bob);
-    user_free(&carol);
+    users_free(&alice, &bob, &carol, NULL);
 }
 
 /* Pages through url (which ends in "limit=N") collecting field key of each
@@ -1112,10 +1100,8 @@ static int page_all(const char *url, const char *tok, const char *arr, const cha
 
 Test(rooms, paging_public_rooms_my_rooms_and_members)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
+    start(NULL, &alice, "alice", &bob, "bob", NULL);
     /* Case-insensitive order differs from byte order here, and two names are
      * equal without regard to case so a page boundary falls between them. */
     static const char *names[] = {"kw7q-fig",  "KW7Q-SAME",   "Kw7q-Apple", "kw7q-Grape",
@@ -1208,17 +1194,13 @@ Test(rooms, paging_public_rooms_my_rooms_and_members)
 
     for (int i = 0; i < 4; i++)
         user_free(&joiners[i]);
-    user_free(&alice);
-    user_free(&bob);
+    users_free(&alice, &bob, NULL);
 }
 
 Test(rooms, authorize_follows_the_cache_written_before_commit)
 {
-    h_stack_start(&stack, NULL);
     user alice, bob, carol;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
-    user_make(&carol, "carol");
+    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], path[256], body[256];
     room_create(&alice, "{\"name\":\"Vault\",\"is_private\":true}", id, sizeof(id));
     cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/invite", id), alice.tok,
@@ -1278,9 +1260,7 @@ Test(rooms, authorize_follows_the_cache_written_before_commit)
     expect_denied(&c, alice.id, id, "read", "not_found");
 
     cache_close(&c);
-    user_free(&alice);
-    user_free(&bob);
-    user_free(&carol);
+    users_free(&alice, &bob, &carol, NULL);
 }
 
 /* A room with more members than NATTER_ROOMS_CACHE_MAX_MEMBERS (2 here) is
@@ -1289,12 +1269,8 @@ Test(rooms, authorize_follows_the_cache_written_before_commit)
 Test(rooms, rooms_too_large_to_cache_are_marked_and_still_authorised)
 {
     static const char *const extra[] = {"NATTER_ROOMS_CACHE_MAX_MEMBERS=2", NULL};
-    h_stack_start(&stack, extra);
     user alice, bob, carol, dave;
-    user_make(&alice, "alice");
-    user_make(&bob, "bob");
-    user_make(&carol, "carol");
-    user_make(&dave, "dave");
+    start(extra, &alice, "alice", &bob, "bob", &carol, "carol", &dave, "dave", NULL);
     char id[64], path[256];
     room_create(&alice, "{\"name\":\"Crowd\"}", id, sizeof(id));
     cache c;
@@ -1331,18 +1307,13 @@ Test(rooms, rooms_too_large_to_cache_are_marked_and_still_authorised)
     expect_denied(&c, carol.id, id, "send", "forbidden");
 
     cache_close(&c);
-    user_free(&alice);
-    user_free(&bob);
-    user_free(&carol);
-    user_free(&dave);
+    users_free(&alice, &bob, &carol, &dave, NULL);
 }
 
 Test(rooms, a_caller_without_a_profile_gets_409)
 {
-    h_stack_start(&stack, NULL);
     user alice, ghost;
-    user_make(&alice, "alice");
-    user_make(&ghost, "ghost");
+    start(NULL, &alice, "alice", &ghost, "ghost", NULL);
     char id[64], path[256];
     room_create(&alice, "{\"name\":\"Lobby\"}", id, sizeof(id));
     sqlite3 *db = db_open();
@@ -1366,6 +1337,5 @@ Test(rooms, a_caller_without_a_profile_gets_409)
     expect_str(d, "role", "member");
     cJSON_Delete(d);
     sqlite3_close(db);
-    user_free(&alice);
-    user_free(&ghost);
+    users_free(&alice, &ghost, NULL);
 }
