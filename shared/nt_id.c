@@ -24,6 +24,47 @@ void nt_random_bytes(void *buf, size_t n)
     }
 }
 
+static void to_text(const unsigned char b[16], char out[NT_ID_LEN])
+{
+    static const char hex[] = "0123456789abcdef";
+    size_t o = 0;
+    for (int i = 0; i < 16; i++) {
+        if (i == 4 || i == 6 || i == 8 || i == 10)
+            out[o++] = '-';
+        out[o++] = hex[b[i] >> 4];
+        out[o++] = hex[b[i] & 15];
+    }
+    out[o] = '\0';
+}
+
+static int hexval(char c)
+{
+    return c <= '9' ? c - '0' : c - 'a' + 10;
+}
+
+void nt_id_next_after(const char *floor, char out[NT_ID_LEN])
+{
+    nt_id_new(out);
+    if (floor == NULL || !nt_id_valid(floor) || floor[14] != '7' || strcmp(out, floor) > 0)
+        return;
+    unsigned char b[16];
+    for (int i = 0, j = 0; i < 16; i++, j += 2) {
+        if (j == 8 || j == 13 || j == 18 || j == 23)
+            j++;
+        b[i] = (unsigned char)(hexval(floor[j]) << 4 | hexval(floor[j + 1]));
+    }
+    /* Add one to the bits that are neither version (high nibble of byte 6)
+     * nor variant (top two bits of byte 8), carrying leftwards. */
+    for (int i = 15; i >= 0; i--) {
+        unsigned mask = i == 6 ? 0x0Fu : i == 8 ? 0x3Fu : 0xFFu;
+        unsigned v = (b[i] & mask) + 1u;
+        b[i] = (unsigned char)((b[i] & ~mask) | (v & mask));
+        if (v <= mask)
+            break;
+    }
+    to_text(b, out);
+}
+
 void nt_id_new(char out[NT_ID_LEN])
 {
     unsigned char rnd[8];
@@ -62,15 +103,7 @@ void nt_id_new(char out[NT_ID_LEN])
     for (int i = 0; i < 8; i++)
         b[8 + i] = (unsigned char)(rb >> (8 * (7 - i)));
 
-    static const char hex[] = "0123456789abcdef";
-    size_t o = 0;
-    for (int i = 0; i < 16; i++) {
-        if (i == 4 || i == 6 || i == 8 || i == 10)
-            out[o++] = '-';
-        out[o++] = hex[b[i] >> 4];
-        out[o++] = hex[b[i] & 15];
-    }
-    out[o] = '\0';
+    to_text(b, out);
 }
 
 bool nt_id_valid(const char *s)

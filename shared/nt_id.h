@@ -13,6 +13,13 @@
 /* Writes a new UUIDv7 in lower-case text form. Thread-safe. */
 void nt_id_new(char out[NT_ID_LEN]);
 
+/* Writes a new UUIDv7 that is strictly greater than floor (a valid UUIDv7,
+ * or NULL or "" for none): nt_id_new when that is greater, otherwise floor
+ * plus one in its counter and random bits (version and variant kept). Used
+ * under a store's write lock so ids rise in commit order even across
+ * processes whose clocks or counters disagree. Thread-safe. */
+void nt_id_next_after(const char *floor, char out[NT_ID_LEN]);
+
 /* True when s is a UUID in canonical lower-case text form (any version). */
 bool nt_id_valid(const char *s);
 

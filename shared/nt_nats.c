@@ -770,7 +770,7 @@ static nt_status svc_check_def(const nt_service_def *def)
     for (size_t i = 0; i < def->nroutes; i++) {
         const nt_route *r = &def->routes[i];
         if (r->name == NULL || r->name[0] == '\0' || r->subject == NULL || r->subject[0] == '\0' ||
-            r->handler == NULL)
+            r->handler == NULL || r->concurrency > NT_ROUTE_CONCURRENCY_MAX)
             return NT_EINVAL;
     }
     return NT_OK;
@@ -806,7 +806,10 @@ nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **
     svc->eps = calloc(svc->nroutes + 1, sizeof(*svc->eps));
     svc->rctx = calloc(svc->nroutes + 1, sizeof(*svc->rctx));
     unsigned per_route = def->concurrency > 0 ? def->concurrency : 1;
-    svc->subs = calloc(svc->nroutes * per_route + 3 * VERB__COUNT, sizeof(*svc->subs));
+    size_t nsubs = 3 * VERB__COUNT;
+    for (size_t i = 0; i < svc->nroutes; i++)
+        nsubs += svc->routes[i].concurrency > 0 ? svc->routes[i].concurrency : per_route;
+    svc->subs = calloc(nsubs, sizeof(*svc->subs));
     NT_ASSERT(svc->eps != NULL && svc->rctx != NULL && svc->subs != NULL);
 
     natsStatus s = NATS_OK;
@@ -816,7 +819,9 @@ nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **
         svc->eps[i].queue_group = svc->name;
         svc->rctx[i].svc = svc;
         svc->rctx[i].idx = i;
-        for (unsigned k = 0; k < per_route && s == NATS_OK; k++) {
+        unsigned subs_here =
+            svc->routes[i].concurrency > 0 ? svc->routes[i].concurrency : per_route;
+        for (unsigned k = 0; k < subs_here && s == NATS_OK; k++) {
             natsSubscription *sub = NULL;
             s = natsConnection_QueueSubscribe(&sub, conn, svc->routes[i].subject, svc->name,
                                               svc_on_route, &svc->rctx[i]);

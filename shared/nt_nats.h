@@ -82,11 +82,10 @@ typedef struct nt_service nt_service;
 
 /* Subscribes every route's subject in queue group def->name, plus the nine
  * discovery subjects ($SRV.PING|INFO|STATS, with .name and .name.id) as plain
- * subscriptions. Each route gets def->concurrency queue subscriptions, each
- * with its own delivery thread, so that many requests of one route run at
- * once and a slow request (an outside call) holds up only its own thread.
- * Handlers therefore run on nats.c delivery threads, possibly at once.
- * Each request is dispatched with nt_route_dispatch; error replies carry
+ * subscriptions. Each route gets its own concurrency (or def->concurrency) queue subscriptions,
+ * each with its own delivery thread, so that many requests of one route run at once and a slow
+ * request (an outside call) holds up only its own thread. Handlers therefore run on nats.c delivery
+ * threads, possibly at once. Each request is dispatched with nt_route_dispatch; error replies carry
  * Nats-Service-Error and Nats-Service-Error-Code. Per-endpoint statistics
  * (num_requests, num_errors, last_error, processing_time) are kept for STATS. */
 nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **out);

@@ -45,9 +45,13 @@ typedef struct {
     const char *name;    /* endpoint name for $SRV INFO/STATS, e.g. "users_get" */
     const char *subject; /* e.g. "chat.auth.users.get" */
     nt_handler handler;
-    size_t max_body; /* larger requests get NT_ETOOBIG without the handler */
-    bool needs_user; /* a request without Chat-User gets NT_EUNAUTH */
+    size_t max_body;      /* larger requests get NT_ETOOBIG without the handler */
+    bool needs_user;      /* a request without Chat-User gets NT_EUNAUTH */
+    unsigned concurrency; /* requests of this route handled at once per instance
+                           * (1..NT_ROUTE_CONCURRENCY_MAX); 0: the service's */
 } nt_route;
+
+#define NT_ROUTE_CONCURRENCY_MAX 256
 
 /* Sets the reply's message from a format and returns st, so a handler can
  * write `return nt_reply_fail(rep, NT_EINVAL, "'name' is required");`. */

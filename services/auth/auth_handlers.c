@@ -366,10 +366,10 @@ out:
 }
 
 const nt_route auth_routes[] = {
-    {"users_upsert", "chat.auth.users.upsert", users_upsert, BODY_MAX, true},
-    {"users_get", "chat.auth.users.get", users_get, BODY_MAX, true},
-    {"users_update", "chat.auth.users.update", users_update, BODY_MAX, true},
-    {"jwks", "chat.auth.jwks", jwks, BODY_MAX, false},
-    {"dev_token", "chat.auth.dev.token", dev_token, BODY_MAX, false},
+    {"users_upsert", "chat.auth.users.upsert", users_upsert, BODY_MAX, true, 0},
+    {"users_get", "chat.auth.users.get", users_get, BODY_MAX, true, 0},
+    {"users_update", "chat.auth.users.update", users_update, BODY_MAX, true, 0},
+    {"jwks", "chat.auth.jwks", jwks, BODY_MAX, false, 0},
+    {"dev_token", "chat.auth.dev.token", dev_token, BODY_MAX, false, 0},
 };
 const size_t auth_nroutes = sizeof(auth_routes) / sizeof(auth_routes[0]);

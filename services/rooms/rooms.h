@@ -24,6 +24,8 @@
 #define ROOMS_LIST_MAX        100
 #define ROOMS_MEMBERS_DEFAULT 100
 #define ROOMS_MEMBERS_MAX     500
+/* authorize is asked on every message send and channel join: more of it at once. */
+#define ROOMS_AUTHORIZE_CONCURRENCY 16
 
 /* ---- roles and actions (rooms_authz.c) ---- */
 

@@ -933,18 +933,18 @@ static nt_status rooms_authorize(void *ctx, const nt_request *req, nt_reply *rep
 
 /* clang-format off */
 const nt_route rooms_routes[] = {
-    {"list",          "chat.rooms.list",          rooms_list,          ROOMS_BODY_MAX, true},
-    {"create",        "chat.rooms.create",        rooms_create,        ROOMS_BODY_MAX, true},
-    {"get",           "chat.rooms.get",           rooms_get,           ROOMS_BODY_MAX, true},
-    {"update",        "chat.rooms.update",        rooms_update,        ROOMS_BODY_MAX, true},
-    {"delete",        "chat.rooms.delete",        rooms_delete,        ROOMS_BODY_MAX, true},
-    {"join",          "chat.rooms.join",          rooms_join,          ROOMS_BODY_MAX, true},
-    {"leave",         "chat.rooms.leave",         rooms_leave,         ROOMS_BODY_MAX, true},
-    {"invite",        "chat.rooms.invite",        rooms_invite,        ROOMS_BODY_MAX, true},
-    {"members",       "chat.rooms.members",       rooms_members,       ROOMS_BODY_MAX, true},
-    {"set_role",      "chat.rooms.set_role",      rooms_set_role,      ROOMS_BODY_MAX, true},
-    {"remove_member", "chat.rooms.remove_member", rooms_remove_member, ROOMS_BODY_MAX, true},
-    {"authorize",     "chat.rooms.authorize",     rooms_authorize,     ROOMS_BODY_MAX, true},
+    {"list",          "chat.rooms.list",          rooms_list,          ROOMS_BODY_MAX, true, 0},
+    {"create",        "chat.rooms.create",        rooms_create,        ROOMS_BODY_MAX, true, 0},
+    {"get",           "chat.rooms.get",           rooms_get,           ROOMS_BODY_MAX, true, 0},
+    {"update",        "chat.rooms.update",        rooms_update,        ROOMS_BODY_MAX, true, 0},
+    {"delete",        "chat.rooms.delete",        rooms_delete,        ROOMS_BODY_MAX, true, 0},
+    {"join",          "chat.rooms.join",          rooms_join,          ROOMS_BODY_MAX, true, 0},
+    {"leave",         "chat.rooms.leave",         rooms_leave,         ROOMS_BODY_MAX, true, 0},
+    {"invite",        "chat.rooms.invite",        rooms_invite,        ROOMS_BODY_MAX, true, 0},
+    {"members",       "chat.rooms.members",       rooms_members,       ROOMS_BODY_MAX, true, 0},
+    {"set_role",      "chat.rooms.set_role",      rooms_set_role,      ROOMS_BODY_MAX, true, 0},
+    {"remove_member", "chat.rooms.remove_member", rooms_remove_member, ROOMS_BODY_MAX, true, 0},
+    {"authorize",     "chat.rooms.authorize",     rooms_authorize,     ROOMS_BODY_MAX, true, ROOMS_AUTHORIZE_CONCURRENCY},
 };
 /* clang-format on */
 const size_t rooms_nroutes = sizeof(rooms_routes) / sizeof(rooms_routes[0]);

@@ -5,6 +5,7 @@
 #include "nt_status.h"
 
 #include <criterion/criterion.h>
+#include <stdio.h>
 #include <string.h>
 
 Test(nt_status, maps_every_status_to_code_and_http)
@@ -135,4 +136,37 @@ Test(nt_id, rejects_malformed_ids)
     cr_assert_not(nt_id_valid("0190f5e2x7b1c-7c3d-8e4f-123456789abc"), "dash");
     cr_assert_not(nt_id_valid("0190f5e2-7b1c-7c3d-8e4f-12345678'abc"), "quote");
     cr_assert_eq(nt_id_time_ms("0190f5e2-7b1c-4c3d-8e4f-123456789abc"), -1, "v4 has no time");
+}
+
+Test(nt_id, next_after_is_strictly_greater_than_a_floor_from_the_future)
+{
+    char id[NT_ID_LEN], floor[NT_ID_LEN];
+    /* A floor far in the future: the new id must still sort after it. */
+    snprintf(floor, sizeof(floor), "%s", "ffffffff-ffff-7fff-bfff-fffffffffffe");
+    nt_id_next_after(floor, id);
+    cr_assert_str_eq(id, "ffffffff-ffff-7fff-bfff-ffffffffffff");
+    snprintf(floor, sizeof(floor), "%s", "7fffffff-ffff-7fff-bfff-ffffffffffff");
+    nt_id_next_after(floor, id);
+    /* The carry skips the variant bits and the version nibble. */
+    cr_assert_str_eq(id, "80000000-0000-7000-8000-000000000000");
+    snprintf(floor, sizeof(floor), "%s", "fffffff0-0000-7abc-8000-0000000000ff");
+    nt_id_next_after(floor, id);
+    cr_assert_str_eq(id, "fffffff0-0000-7abc-8000-000000000100");
+    cr_assert(nt_id_valid(id));
+    cr_assert_eq(nt_id_time_ms(id), nt_id_time_ms(floor));
+}
+
+Test(nt_id, next_after_a_past_or_missing_floor_is_a_new_id)
+{
+    char a[NT_ID_LEN], b[NT_ID_LEN];
+    nt_id_new(a);
+    nt_id_next_after("00000000-0000-7000-8000-000000000000", b);
+    cr_assert_gt(strcmp(b, a), 0);
+    cr_assert_geq(nt_id_time_ms(b), nt_id_time_ms(a));
+    nt_id_next_after(NULL, a);
+    nt_id_next_after("", b);
+    cr_assert_gt(strcmp(b, a), 0);
+    nt_id_next_after("not an id", a);
+    cr_assert(nt_id_valid(a));
+    cr_assert_eq(a[14], '7');
 }

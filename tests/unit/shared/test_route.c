@@ -39,10 +39,10 @@ static nt_status empty_ok(void *ctx, const nt_request *req, nt_reply *rep)
 }
 
 static const nt_route routes[] = {
-    {"echo", "t.echo", echo_user, 16, true},
-    {"refuse", "t.refuse", refuse, 1024, false},
-    {"bare", "t.bare", bare_error, 1024, false},
-    {"empty", "t.empty", empty_ok, 1024, false},
+    {"echo", "t.echo", echo_user, 16, true, 0},
+    {"refuse", "t.refuse", refuse, 1024, false, 0},
+    {"bare", "t.bare", bare_error, 1024, false, 0},
+    {"empty", "t.empty", empty_ok, 1024, false, 0},
 };
 
 static nt_status run(const char *subject, const char *user, const char *body, char **out,
@@ -114,7 +114,7 @@ static nt_status long_field(void *ctx, const nt_request *req, nt_reply *rep)
 
 Test(nt_route, error_messages_stay_valid_utf8)
 {
-    static const nt_route r = {"long", "t.long", long_field, 1024, false};
+    static const nt_route r = {"long", "t.long", long_field, 1024, false, 0};
     nt_request req = {"t.long", NULL, "rid", "{}", 2};
     nt_reply rep;
     memset(&rep, 0, sizeof(rep));
