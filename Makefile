@@ -47,6 +47,7 @@ include shared/shared.mk
 include services/auth/auth.mk
 include services/gateway/gateway.mk
 include services/rooms/rooms.mk
+include services/messages/messages.mk
 include tests/tests.mk
 
 .PHONY: all bins setup setup-once run test test-unit test-integration check fmt clean bench

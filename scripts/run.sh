@@ -52,6 +52,7 @@ start() {
 }
 start auth
 start rooms
+start messages
 start gateway
 
 URL="http://localhost:$NATTER_HTTP_PORT"

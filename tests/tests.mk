@@ -15,8 +15,10 @@ TEST_BINS += $(UNIT_BIN) $(INTEG_BIN)
 # Unit tests also link the services' pure modules (everything but main.c).
 AUTH_LIB_OBJS  := $(filter-out $(OBJ)/services/auth/main.o,$(AUTH_OBJS))
 ROOMS_LIB_OBJS := $(filter-out $(OBJ)/services/rooms/main.o,$(ROOMS_OBJS))
+MSGS_LIB_OBJS  := $(filter-out $(OBJ)/services/messages/main.o,$(MSGS_OBJS))
 
-$(UNIT_BIN): $(UNIT_OBJS) $(AUTH_LIB_OBJS) $(ROOMS_LIB_OBJS) $(GW_LIB_OBJS) $(NT_LIB)
+$(UNIT_BIN): $(UNIT_OBJS) $(AUTH_LIB_OBJS) $(ROOMS_LIB_OBJS) $(MSGS_LIB_OBJS) $(GW_LIB_OBJS) \
+             $(NT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcriterion
 
