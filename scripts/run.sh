@@ -72,11 +72,14 @@ cat <<MSG
     NATS:                 $NATS_URL
     data:                 $NATTER_DATA_DIR
 
-  Get a local token, then call the API with it (your profile, a new room, your rooms):
+  Get a local token, then call the API with it (your profile, a new room,
+  a message in it, its history, your rooms):
 
     TOKEN=\$(curl -s -X POST $URL/api/dev/token -H 'Content-Type: application/json' -d '{"username":"alice"}' | sed -E 's/.*"token":"([^"]+)".*/\1/')
     curl -s $URL/api/users/me -H "Authorization: Bearer \$TOKEN"
-    curl -s -X POST $URL/api/rooms -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"name":"general"}'
+    ROOM=\$(curl -s -X POST $URL/api/rooms -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"name":"general"}' | sed -E 's/.*"id":"([^"]+)".*/\1/')
+    curl -s -X POST $URL/api/rooms/\$ROOM/messages -H "Authorization: Bearer \$TOKEN" -H 'Content-Type: application/json' -d '{"content":"hello, world"}'
+    curl -s $URL/api/rooms/\$ROOM/messages -H "Authorization: Bearer \$TOKEN"
     curl -s $URL/api/rooms -H "Authorization: Bearer \$TOKEN"
 
   Press Ctrl-C to stop.

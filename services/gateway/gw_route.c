@@ -25,6 +25,10 @@ const gw_route gw_routes[] = {
     {"GET",    "/api/rooms/:room_id/members",          "chat.rooms.members",       GW_AUTH, "limit,cursor"},
     {"PUT",    "/api/rooms/:room_id/members/:user_id", "chat.rooms.set_role",      GW_AUTH, NULL},
     {"DELETE", "/api/rooms/:room_id/members/:user_id", "chat.rooms.remove_member", GW_AUTH, NULL},
+    {"GET",    "/api/rooms/:room_id/messages",         "chat.messages.history",    GW_AUTH, "before,after,limit"},
+    {"POST",   "/api/rooms/:room_id/messages",         "chat.messages.send",       GW_AUTH, NULL},
+    {"PUT",    "/api/messages/:message_id",            "chat.messages.edit",       GW_AUTH, NULL},
+    {"DELETE", "/api/messages/:message_id",            "chat.messages.delete",     GW_AUTH, NULL},
 };
 /* clang-format on */
 const size_t gw_nroutes = sizeof(gw_routes) / sizeof(gw_routes[0]);

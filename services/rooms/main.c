@@ -10,7 +10,8 @@
 #include <signal.h>
 #include <stdio.h>
 
-#define AUTH_TIMEOUT_MS 5000
+#define AUTH_TIMEOUT_MS     5000
+#define MESSAGES_TIMEOUT_MS 2000
 
 static const nt_cfg_spec specs[] = {
     NT_SERVICE_CONFIG_SPECS,
@@ -58,6 +59,27 @@ static nt_status ensure_user(void *arg, const char *user_id, const char *request
     return st;
 }
 
+/* Asks messages for a room's latest messages, as the caller. */
+static nt_status latest(void *arg, const char *user, const char *request_id, const char *room_id,
+                        char **json_out, size_t *len)
+{
+    char body[128];
+    int n = snprintf(body, sizeof(body), "{\"room_id\":\"%s\",\"limit\":%d}", room_id,
+                     ROOMS_GET_MESSAGES);
+    if (n < 0 || (size_t)n >= sizeof(body))
+        return NT_EINVAL;
+    nt_response r = {0};
+    nt_status st = nt_nats_request(arg, "chat.messages.history", user, request_id, body, (size_t)n,
+                                   MESSAGES_TIMEOUT_MS, &r);
+    if (st == NT_OK) {
+        *json_out = r.data;
+        *len = r.len;
+        r.data = NULL;
+    }
+    nt_response_free(&r);
+    return st;
+}
+
 int main(void)
 {
     int rc = 1;
@@ -95,6 +117,8 @@ int main(void)
         .ensure_user = ensure_user,
         .ensure_arg = nc,
         .cache_max = (size_t)nt_config_int(cfg, "NATTER_ROOMS_CACHE_MAX_MEMBERS"),
+        .latest = latest,
+        .latest_arg = nc,
     };
     nt_service_def def = {
         .name = "rooms",

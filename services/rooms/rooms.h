@@ -26,6 +26,8 @@
 #define ROOMS_MEMBERS_MAX     500
 /* authorize is asked on every message send and channel join: more of it at once. */
 #define ROOMS_AUTHORIZE_CONCURRENCY 16
+/* chat.rooms.get shows this many of the room's latest messages. */
+#define ROOMS_GET_MESSAGES 50
 
 /* ---- roles and actions (rooms_authz.c) ---- */
 
@@ -221,6 +223,14 @@ cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const
 /* The length of the prefix a cursor's first key a carries when it belongs to
  * the list named by kind and context (the filter, or the room); 0 when not. */
 size_t rooms_cursor_prefix_len(const char *a, char kind, const char *context);
+/* The reply of chat.rooms.get: the room with the caller's role and
+ * "messages", which takes ownership of messages (NULL: "messages" is null). */
+cJSON *rooms_room_get_to_json(const rooms_room *r, cJSON *messages);
+/* The "messages" array of a chat.messages.history reply
+ * ({"data": {"messages": [{...}, ...], ...}}), detached: the caller's to
+ * cJSON_Delete. NULL when the reply is not JSON, is an error reply, or has no
+ * array of objects there; then why says which, never quoting the reply. */
+cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t whylen);
 /* {"room_id", "user_id"? (when non-NULL), <what>: true} */
 cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what);
 /* {"room_id", "left": true, "room_deleted", "new_admin"} */
@@ -296,6 +306,16 @@ typedef struct {
     nt_status (*ensure_user)(void *arg, const char *user_id, const char *request_id);
     void *ensure_arg;
     size_t cache_max; /* rooms with more members are not cached; 0: ROOMS_CACHE_MAX */
+    /* Asks the messages service for a room's latest messages as user
+     * (chat.messages.history {"room_id", "limit": ROOMS_GET_MESSAGES}). NT_OK
+     * when a reply arrived: *json_out (malloc'd, the caller frees; *len
+     * bytes, NUL-terminated) is its raw body, success or error envelope. Any
+     * other status when messages did not answer. Called with no store lock
+     * held: messages asks chat.rooms.authorize back. May be NULL: then the
+     * room's "messages" is null. */
+    nt_status (*latest)(void *arg, const char *user, const char *request_id, const char *room_id,
+                        char **json_out, size_t *len);
+    void *latest_arg;
 } rooms_ctx;
 
 extern const nt_route rooms_routes[];

@@ -109,6 +109,59 @@ cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const
                 last ? last->joined_key : "", last ? last->user_id : "");
 }
 
+cJSON *rooms_room_get_to_json(const rooms_room *r, cJSON *messages)
+{
+    cJSON *j = rooms_room_to_json(r, true);
+    if (messages != NULL)
+        cJSON_AddItemToObject(j, "messages", messages);
+    else
+        cJSON_AddNullToObject(j, "messages");
+    return j;
+}
+
+/* True for a wire error code ("forbidden"): safe to name in a log line. */
+static bool code_like(const char *s)
+{
+    size_t n = 0;
+    for (; s[n] != '\0'; n++) {
+        if (n >= 32 || !((s[n] >= 'a' && s[n] <= 'z') || s[n] == '_'))
+            return false;
+    }
+    return n > 0;
+}
+
+cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t whylen)
+{
+    char err[NT_ERRMSG_LEN];
+    cJSON *root = NULL, *out = NULL;
+    snprintf(why, whylen, "the reply is not a JSON object");
+    if (text == NULL || nt_json_parse_object(text, len, &root, err, sizeof(err)) != NT_OK)
+        return NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    cJSON *arr = cJSON_GetObjectItemCaseSensitive(data, "messages");
+    if (e != NULL) {
+        snprintf(why, whylen, "an error reply code=%s",
+                 cJSON_IsString(code) && code_like(code->valuestring) ? code->valuestring : "?");
+        goto out;
+    }
+    snprintf(why, whylen, "the reply has no data.messages array of objects");
+    if (!cJSON_IsObject(data) || !cJSON_IsArray(arr))
+        goto out;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, arr)
+    {
+        if (!cJSON_IsObject(m))
+            goto out;
+    }
+    out = cJSON_DetachItemViaPointer(data, arr);
+    why[0] = '\0';
+out:
+    cJSON_Delete(root);
+    return out;
+}
+
 cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what)
 {
     cJSON *d = cJSON_CreateObject();

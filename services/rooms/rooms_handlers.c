@@ -409,6 +409,30 @@ static nt_status rooms_create(void *ctx, const nt_request *req, nt_reply *rep)
 
 /* ---- chat.rooms.get ---- */
 
+/* The room's latest messages from the messages service, or NULL (then the
+ * room is shown with "messages": null): the room matters more than its
+ * history. Called with no store lock held, since messages asks
+ * chat.rooms.authorize back before it answers. */
+static cJSON *latest_messages(op *o)
+{
+    rooms_ctx *ctx = o->ctx;
+    if (ctx->latest == NULL)
+        return NULL;
+    char *text = NULL, why[NT_ERRMSG_LEN];
+    size_t len = 0;
+    cJSON *arr = NULL;
+    nt_status st =
+        ctx->latest(ctx->latest_arg, o->req->user, o->req->request_id, o->room_id, &text, &len);
+    if (st == NT_OK)
+        arr = rooms_latest_from_reply(text, len, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "messages did not answer: %s", nt_status_str(st));
+    free(text);
+    if (arr == NULL)
+        nt_log_warn(MOD, "room shown without its messages room=%s why=\"%s\"", o->room_id, why);
+    return arr;
+}
+
 static nt_status rooms_get(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", NULL};
@@ -421,12 +445,8 @@ static nt_status rooms_get(void *ctx, const nt_request *req, nt_reply *rep)
         return op_finish(&o, st);
     st = load_authorized(&o, db, ROOMS_ACT_READ);
     rooms_read_end(o.ctx->store, db);
-    if (st == NT_OK) {
-        cJSON *d = rooms_room_to_json(&o.room, true);
-        /* The latest messages come from the messages service once it exists. */
-        cJSON_AddArrayToObject(d, "messages");
-        nt_reply_set(rep, d);
-    }
+    if (st == NT_OK)
+        nt_reply_set(rep, rooms_room_get_to_json(&o.room, latest_messages(&o)));
     return op_finish(&o, st);
 }
 

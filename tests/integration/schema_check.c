@@ -69,6 +69,15 @@ static bool check_keyword(const cJSON *root, const cJSON *schema, const cJSON *k
         return true;
     if (strcmp(k, "$ref") == 0) {
         const char *ref = kw->valuestring;
+        size_t rlen = ref != NULL ? strlen(ref) : 0;
+        if (rlen > 12 && strcmp(ref + rlen - 12, ".schema.json") == 0 &&
+            strpbrk(ref, "/#") == NULL) {
+            /* Another file of schemas/json, as a whole: its own root. */
+            cJSON *doc = schema_load(ref);
+            bool ok = check_at(doc, doc, v, path, err, errlen);
+            cJSON_Delete(doc);
+            return ok;
+        }
         if (ref == NULL || strncmp(ref, "#/$defs/", 8) != 0)
             return fail(err, errlen, path, "unsupported $ref %s", ref ? ref : "?");
         const cJSON *target = cJSON_GetObjectItemCaseSensitive(

@@ -246,3 +246,105 @@ Test(gw_route, rooms_paths_list_their_methods_in_table_order)
         cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "GET", missing[i], &m),
                      GW_MATCH_NO_PATH, "%s", missing[i]);
 }
+
+Test(gw_route, the_gateway_table_has_the_four_messages_routes)
+{
+    static const char *const room = "0190f5e2-7b1c-7c3d-8e4f-123456789abc";
+    static const char *const msg = "0190f5e2-7b1c-7c3d-8e4f-cba987654321";
+    gw_match m;
+    struct {
+        const char *method, *path, *subject, *query, *key, *value;
+    } want[] = {
+        {"GET", "/api/rooms/%s/messages", "chat.messages.history", "before,after,limit", "room_id",
+         room},
+        {"POST", "/api/rooms/%s/messages", "chat.messages.send", NULL, "room_id", room},
+        {"PUT", "/api/messages/%s", "chat.messages.edit", NULL, "message_id", msg},
+        {"DELETE", "/api/messages/%s", "chat.messages.delete", NULL, "message_id", msg},
+    };
+    size_t msgs_routes = 0;
+    for (size_t i = 0; i < gw_nroutes; i++) {
+        if (gw_routes[i].subject != NULL &&
+            strncmp(gw_routes[i].subject, "chat.messages.", 14) == 0)
+            msgs_routes++;
+    }
+    cr_assert_eq(msgs_routes, sizeof(want) / sizeof(want[0]), "four messages routes, no more");
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        char path[256];
+        snprintf(path, sizeof(path), want[i].path, want[i].value);
+        for (int clerk = 0; clerk < 2; clerk++) {
+            cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, clerk, want[i].method, path, &m),
+                         GW_MATCH_OK, "%s %s", want[i].method, path);
+            cr_assert_str_eq(m.route->subject, want[i].subject, "%s %s", want[i].method, path);
+            cr_assert_eq(m.route->flags, GW_AUTH, "%s", want[i].subject);
+            cr_assert_eq(m.nparams, 1, "%s", path);
+            cr_assert_str_eq(m.params[0].key, want[i].key);
+            cr_assert_str_eq(m.params[0].value, want[i].value);
+        }
+        if (want[i].query == NULL)
+            cr_assert_null(m.route->query, "%s", want[i].subject);
+        else
+            cr_assert_str_eq(m.route->query, want[i].query, "%s", want[i].subject);
+    }
+    /* HEAD reads history like GET does. */
+    char path[256];
+    snprintf(path, sizeof(path), "/api/rooms/%s/messages", room);
+    cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "HEAD", path, &m), GW_MATCH_OK);
+    cr_assert_str_eq(m.route->subject, "chat.messages.history");
+    cr_assert_str_eq(m.params[0].value, room);
+}
+
+Test(gw_route, history_passes_exactly_its_three_query_keys)
+{
+    gw_match m;
+    cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, "GET", "/api/rooms/r1/messages", &m),
+                 GW_MATCH_OK);
+    const char *yes[] = {"before", "after", "limit"};
+    for (size_t i = 0; i < 3; i++)
+        cr_assert(gw_route_query_allowed(m.route, yes[i]), "%s", yes[i]);
+    const char *no[] = {"cursor", "room_id", "content", "aft", "afters", "before,after", "q"};
+    for (size_t i = 0; i < sizeof(no) / sizeof(no[0]); i++)
+        cr_assert_not(gw_route_query_allowed(m.route, no[i]), "%s", no[i]);
+    /* The writes take no query: nothing can reach the body that way. */
+    const char *writes[][2] = {{"POST", "/api/rooms/r1/messages"},
+                               {"PUT", "/api/messages/m1"},
+                               {"DELETE", "/api/messages/m1"}};
+    for (size_t i = 0; i < 3; i++) {
+        cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, writes[i][0], writes[i][1], &m),
+                     GW_MATCH_OK);
+        cr_assert_not(gw_route_query_allowed(m.route, "limit"), "%s", writes[i][1]);
+        cr_assert_not(gw_route_query_allowed(m.route, "content"), "%s", writes[i][1]);
+    }
+}
+
+Test(gw_route, messages_paths_list_their_methods_and_nothing_else_matches)
+{
+    gw_match m;
+    struct {
+        const char *method, *path, *allow;
+    } want[] = {
+        {"PUT", "/api/rooms/r1/messages", "GET, HEAD, POST"},
+        {"DELETE", "/api/rooms/r1/messages", "GET, HEAD, POST"},
+        {"PATCH", "/api/rooms/r1/messages", "GET, HEAD, POST"},
+        {"GET", "/api/messages/m1", "PUT, DELETE"},
+        {"HEAD", "/api/messages/m1", "PUT, DELETE"},
+        {"POST", "/api/messages/m1", "PUT, DELETE"},
+        {"PATCH", "/api/messages/m1", "PUT, DELETE"},
+    };
+    for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
+        cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, want[i].method, want[i].path, &m),
+                     GW_MATCH_NO_METHOD, "%s %s", want[i].method, want[i].path);
+        cr_assert_null(m.route);
+        cr_assert_str_eq(m.allow, want[i].allow, "%s %s", want[i].method, want[i].path);
+    }
+    const char *missing[] = {"/api/messages",           "/api/messages/",
+                             "/api/messages/m1/x",      "/api/messages//",
+                             "/api/rooms/r1/messages/", "/api/rooms/r1/messages/m1",
+                             "/api/rooms//messages",    "/api/rooms/r1/message"};
+    for (size_t i = 0; i < sizeof(missing) / sizeof(missing[0]); i++) {
+        for (int k = 0; k < 4; k++) {
+            const char *methods[] = {"GET", "POST", "PUT", "DELETE"};
+            cr_assert_eq(gw_route_match(gw_routes, gw_nroutes, false, methods[k], missing[i], &m),
+                         GW_MATCH_NO_PATH, "%s %s", methods[k], missing[i]);
+        }
+    }
+}
