@@ -4,6 +4,7 @@
 #   make            build the services and the shared library
 #   make run        start the whole system on embedded defaults
 #   make test       install what is missing, then run every test tier
+#   make bench      the send benchmark (docs/benchmarks.md)
 #   make check      static checks (format, cppcheck)
 #   make fmt        reformat the C sources in place
 #   make SANITIZE=address,undefined test-unit   build and test under sanitizers
@@ -49,6 +50,7 @@ include services/gateway/gateway.mk
 include services/rooms/rooms.mk
 include services/messages/messages.mk
 include tests/tests.mk
+include tests/bench/bench.mk
 
 .PHONY: all bins setup setup-once run test test-unit test-integration check fmt clean bench
 
