@@ -45,7 +45,7 @@ static int hexval(char c)
 void nt_id_next_after(const char *floor, char out[NT_ID_LEN])
 {
     nt_id_new(out);
-    if (floor == NULL || !nt_id_valid(floor) || floor[14] != '7' || strcmp(out, floor) > 0)
+    if (floor == NULL || !nt_id_valid(floor) || strcmp(out, floor) > 0)
         return;
     unsigned char b[16];
     for (int i = 0, j = 0; i < 16; i++, j += 2) {
@@ -55,14 +55,17 @@ void nt_id_next_after(const char *floor, char out[NT_ID_LEN])
     }
     /* Add one to the bits that are neither version (high nibble of byte 6)
      * nor variant (top two bits of byte 8), carrying leftwards. */
-    for (int i = 15; i >= 0; i--) {
+    bool carried = true;
+    for (int i = 15; i >= 0 && carried; i--) {
         unsigned mask = i == 6 ? 0x0Fu : i == 8 ? 0x3Fu : 0xFFu;
         unsigned v = (b[i] & mask) + 1u;
         b[i] = (unsigned char)((b[i] & ~mask) | (v & mask));
-        if (v <= mask)
-            break;
+        carried = v > mask;
     }
-    to_text(b, out);
+    /* Past the last id there is nothing greater (a floor in the year 10889):
+     * the fresh id stands. */
+    if (!carried)
+        to_text(b, out);
 }
 
 void nt_id_new(char out[NT_ID_LEN])

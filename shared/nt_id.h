@@ -13,9 +13,11 @@
 /* Writes a new UUIDv7 in lower-case text form. Thread-safe. */
 void nt_id_new(char out[NT_ID_LEN]);
 
-/* Writes a new UUIDv7 that is strictly greater than floor (a valid UUIDv7,
- * or NULL or "" for none): nt_id_new when that is greater, otherwise floor
- * plus one in its counter and random bits (version and variant kept). Used
+/* Writes a new id that is strictly greater than floor (any valid UUID, or
+ * NULL or "" for none): nt_id_new when that is greater, otherwise floor plus
+ * one in its non-version, non-variant bits (floor's version and variant kept,
+ * so above a legacy v4 id the result is v4-shaped). Only above the very last
+ * UUID is the result a fresh, smaller id. Used
  * under a store's write lock so ids rise in commit order even across
  * processes whose clocks or counters disagree. Thread-safe. */
 void nt_id_next_after(const char *floor, char out[NT_ID_LEN]);

@@ -159,7 +159,8 @@ nt_status msgs_committer_create(nt_store *store, size_t max_batch, msgs_publish_
 nt_status msgs_committer_send(msgs_committer *c, const msgs_new *n, msgs_message *out,
                               bool *duplicate, char *err, size_t errlen);
 
-/* Statistics for benchmarks and logs: transactions committed and sends in them. */
+/* Statistics for benchmarks and logs: transactions committed and the new
+ * messages they stored (duplicates and refused sends not counted). */
 void msgs_committer_stats(msgs_committer *c, uint64_t *commits, uint64_t *sends);
 
 /* Commits what is queued, stops the thread and frees. NULL is harmless. */

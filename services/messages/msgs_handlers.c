@@ -58,8 +58,10 @@ static nt_status op_finish(op *o, nt_status st)
 }
 
 /* Asks rooms whether the caller may do action in room_id. Refusals keep
- * rooms' message; a rooms that does not answer is a 503 naming the room. */
-static nt_status authorize(op *o, const char *room_id, const char *action)
+ * rooms' message; a rooms that does not answer is a 503 naming what the
+ * caller named: the room, or for edits and deletes (message_id non-NULL) the
+ * message, so that an outsider never learns which room a message is in. */
+static nt_status authorize(op *o, const char *room_id, const char *action, const char *message_id)
 {
     char msg[NT_ERRMSG_LEN] = "";
     NT_ASSERT(o->ctx->authorize != NULL);
@@ -73,6 +75,10 @@ static nt_status authorize(op *o, const char *room_id, const char *action)
     case NT_EINVAL:
         return msg[0] != '\0' ? nt_reply_fail(o->rep, st, "%s", msg) : st;
     default:
+        if (message_id != NULL)
+            return nt_reply_fail(o->rep, NT_EUNAVAIL,
+                                 "rooms is unavailable: cannot check access to message %s",
+                                 message_id);
         return nt_reply_fail(o->rep, NT_EUNAVAIL,
                              "rooms is unavailable: cannot check access to room %s", room_id);
     }
@@ -169,7 +175,7 @@ static nt_status handle_send(void *ctx, const nt_request *req, nt_reply *rep)
                            (long long)retry);
         goto out;
     }
-    st = authorize(&o, r.room_id, "send");
+    st = authorize(&o, r.room_id, "send", NULL);
     if (st != NT_OK)
         goto out;
     msgs_new n = {
@@ -192,10 +198,9 @@ static nt_status handle_send(void *ctx, const nt_request *req, nt_reply *rep)
         st = nt_reply_fail(rep, st, "room %s does not exist", r.room_id);
         break;
     case NT_EUNAVAIL:
-        st = nt_reply_fail(rep, st,
-                           "the message was not stored: %s; send it again with the same "
-                           "client_ref",
-                           err[0] != '\0' ? err : "the store is unavailable");
+        st = nt_reply_fail(rep, st, "the message was not stored: %s; send it again%s",
+                           err[0] != '\0' ? err : "the store is unavailable",
+                           n.client_ref != NULL ? " with the same client_ref" : "");
         break;
     default:
         st = err[0] != '\0' ? nt_reply_fail(rep, st, "%s", err) : st;
@@ -224,7 +229,7 @@ static nt_status handle_history(void *ctx, const nt_request *req, nt_reply *rep)
     if (st == NT_OK)
         st = msgs_parse_history(req->data, req->len, &r, rep->message, sizeof(rep->message));
     if (st == NT_OK)
-        st = authorize(&o, r.room_id, "read");
+        st = authorize(&o, r.room_id, "read", NULL);
     if (st == NT_OK) {
         sqlite3 *db = nt_store_lock_read(o.ctx->store);
         st = msgs_db_page(db, r.room_id, &r.page, &page);
@@ -252,7 +257,7 @@ static nt_status handle_edit(void *ctx, const nt_request *req, nt_reply *rep)
         goto out;
     /* An outsider of a private room learns nothing: its messages do not
      * exist for them, exactly as a missing one. */
-    st = authorize(&o, o.m.room_id, "send");
+    st = authorize(&o, o.m.room_id, "send", r.message_id);
     if (st == NT_ENOTFOUND)
         st = nt_reply_fail(rep, st, "message %s does not exist", r.message_id);
     else if (st == NT_OK && strcmp(o.m.user_id, req->user) != 0)
@@ -292,7 +297,7 @@ static nt_status handle_delete(void *ctx, const nt_request *req, nt_reply *rep)
     /* The author needs to be able to send in the room still; anyone else
      * needs to moderate it. */
     bool author = strcmp(o.m.user_id, req->user) == 0;
-    st = authorize(&o, o.m.room_id, author ? "send" : "moderate");
+    st = authorize(&o, o.m.room_id, author ? "send" : "moderate", r.message_id);
     if (st == NT_ENOTFOUND)
         st = nt_reply_fail(rep, st, "message %s does not exist", r.message_id);
     else if (st == NT_EFORBIDDEN && !author)

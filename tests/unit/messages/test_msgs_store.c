@@ -759,8 +759,8 @@ Test(msgs_store, a_page_of_long_messages_stops_at_the_byte_cap)
         char cursor[NT_ID_LEN] = ZERO_ID;
         for (;;) {
             msgs_page p = {0};
-            msgs_page_kind kind = dir == 0 ? (pages == 0 ? MSGS_PAGE_LATEST : MSGS_PAGE_BEFORE)
-                                           : MSGS_PAGE_AFTER;
+            msgs_page_kind kind =
+                dir == 0 ? (pages == 0 ? MSGS_PAGE_LATEST : MSGS_PAGE_BEFORE) : MSGS_PAGE_AFTER;
             cr_assert_eq(page(ROOM1, kind, cursor, MSGS_PAGE_MAX, &p), NT_OK);
             cr_assert_gt(p.list.n, 0);
             size_t bytes = 0;

@@ -170,3 +170,16 @@ Test(nt_id, next_after_a_past_or_missing_floor_is_a_new_id)
     cr_assert(nt_id_valid(a));
     cr_assert_eq(a[14], '7');
 }
+
+Test(nt_id, next_after_goes_above_a_legacy_id_and_stops_at_the_last)
+{
+    char id[NT_ID_LEN];
+    /* A v4 id from an older database still bounds the new one from below. */
+    nt_id_next_after("ffffffff-0000-4000-8000-000000000000", id);
+    cr_assert_str_eq(id, "ffffffff-0000-4000-8000-000000000001");
+    /* Nothing is above the last id: a fresh one, not a wrapped zero. */
+    nt_id_next_after("ffffffff-ffff-7fff-bfff-ffffffffffff", id);
+    cr_assert(nt_id_valid(id));
+    cr_assert_neq(strncmp(id, "00000000", 8), 0);
+    cr_assert_eq(id[14], '7');
+}
