@@ -738,7 +738,7 @@ static void svc_free(nt_service *svc)
 
 /* Stops delivery (drained when drain_ms > 0) and frees, unless a handler is
  * stuck past every grace period: then the service is leaked, not freed under it. */
-static void svc_teardown(nt_service *svc, int drain_ms)
+static bool svc_teardown(nt_service *svc, int drain_ms)
 {
     int64_t deadline = nt_clock_mono_ms() + drain_ms + SVC_STOP_GRACE_MS;
     for (size_t i = 0; i < svc->nsubs; i++) {
@@ -753,10 +753,11 @@ static void svc_teardown(nt_service *svc, int drain_ms)
             natsSubscription_Unsubscribe(svc->subs[i]);
         if (!svc_wait_complete(svc, nt_clock_mono_ms() + SVC_FORCE_WAIT_MS)) {
             nt_log_error(NATS_MOD, "service handlers still running name=%s; leaking", svc->name);
-            return;
+            return false;
         }
     }
     svc_free(svc);
+    return true;
 }
 
 static nt_status svc_check_def(const nt_service_def *def)
@@ -879,12 +880,12 @@ const char *nt_service_id(const nt_service *svc)
     return svc->id;
 }
 
-void nt_service_stop(nt_service *svc, int timeout_ms)
+bool nt_service_stop(nt_service *svc, int timeout_ms)
 {
     if (svc == NULL)
-        return;
+        return true;
     nt_log_info(NATS_MOD, "service stopping name=%s id=%s", svc->name, svc->id);
-    svc_teardown(svc, timeout_ms > 0 ? timeout_ms : 1);
+    return svc_teardown(svc, timeout_ms > 0 ? timeout_ms : 1);
 }
 
 /* ---- Requester ------------------------------------------------------------------- */

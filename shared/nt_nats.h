@@ -94,8 +94,11 @@ nt_status nt_service_start(nt_nats *nc, const nt_service_def *def, nt_service **
 const char *nt_service_id(const nt_service *svc);
 
 /* Drains the service's subscriptions (requests in flight finish and are
- * answered), waits up to timeout_ms, and frees. NULL is harmless. */
-void nt_service_stop(nt_service *svc, int timeout_ms);
+ * answered), waits up to timeout_ms, and frees. True when every handler has
+ * returned; false when some are still running after a further grace period
+ * (then the service is leaked, and so must be everything its handlers use:
+ * the caller may not free its context). NULL is harmless (true). */
+bool nt_service_stop(nt_service *svc, int timeout_ms);
 
 /* ---- Non-blocking requests ----------------------------------------------- */
 

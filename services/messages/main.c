@@ -130,7 +130,8 @@ int main(void)
 out:
     /* In-flight sends finish (the service drains), then the committer
      * commits what is queued, then NATS flushes the last events. */
-    nt_service_stop(svc, 5000);
+    if (!nt_service_stop(svc, 5000))
+        return 1; /* handlers still run and use all below: leave it to the exit */
     if (committer != NULL) {
         uint64_t commits = 0, sends = 0;
         msgs_committer_stats(committer, &commits, &sends);

@@ -138,7 +138,10 @@ int main(void)
     nt_log_info("rooms", "stopping signal=%d", sig);
     rc = 0;
 out:
-    nt_service_stop(svc, 5000);
+    /* Handlers still running after the drain use everything below: leave it
+     * all to the process's exit rather than free it under them. */
+    if (!nt_service_stop(svc, 5000))
+        return 1;
     nt_kv_close(kv);
     if (nc != NULL)
         nt_nats_drain(nc, 5000);
