@@ -35,6 +35,13 @@ static const char D1_MIGRATIONS_DDL[] = "CREATE TABLE IF NOT EXISTS d1_migration
                                         "name TEXT UNIQUE, "
                                         "applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)";
 
+/* Prepared statements kept per connection, keyed by the SQL text's address. */
+#define NT_STORE_STMTS 32
+typedef struct {
+    const char *sql;
+    sqlite3_stmt *stmt;
+} stmt_slot;
+
 struct nt_store {
     sqlite3 *db;
     pthread_mutex_t mu;
@@ -42,7 +49,106 @@ struct nt_store {
      * without waiting behind a writer (WAL); the writer's own for :memory:. */
     sqlite3 *rdb;
     pthread_mutex_t rmu;
+    stmt_slot wstmts[NT_STORE_STMTS]; /* the writer's, under mu */
+    stmt_slot rstmts[NT_STORE_STMTS]; /* the reader's, under rmu */
 };
+
+/* The open stores, so that a connection leads back to its statement cache. */
+static pthread_mutex_t reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static nt_store **reg;
+static size_t nreg, capreg;
+
+static void reg_add(nt_store *s)
+{
+    pthread_mutex_lock(&reg_mu);
+    if (nreg == capreg) {
+        capreg = capreg ? capreg * 2 : 8;
+        reg = realloc(reg, capreg * sizeof(*reg));
+        NT_ASSERT(reg != NULL);
+    }
+    reg[nreg++] = s;
+    pthread_mutex_unlock(&reg_mu);
+}
+
+static void reg_remove(nt_store *s)
+{
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < nreg; i++) {
+        if (reg[i] == s) {
+            reg[i] = reg[--nreg];
+            break;
+        }
+    }
+    if (nreg == 0) {
+        free(reg);
+        reg = NULL;
+        capreg = 0;
+    }
+    pthread_mutex_unlock(&reg_mu);
+}
+
+/* The statement slots of connection db, or NULL when no open store owns it. */
+static stmt_slot *slots_of(sqlite3 *db)
+{
+    stmt_slot *out = NULL;
+    pthread_mutex_lock(&reg_mu);
+    for (size_t i = 0; i < nreg && out == NULL; i++) {
+        if (reg[i]->db == db)
+            out = reg[i]->wstmts;
+        else if (reg[i]->rdb == db)
+            out = reg[i]->rstmts;
+    }
+    pthread_mutex_unlock(&reg_mu);
+    return out;
+}
+
+sqlite3_stmt *nt_store_stmt(sqlite3 *db, const char *sql)
+{
+    stmt_slot *slots = slots_of(db);
+    stmt_slot *free_slot = NULL;
+    for (size_t i = 0; slots != NULL && i < NT_STORE_STMTS; i++) {
+        if (slots[i].sql == sql)
+            return slots[i].stmt;
+        if (slots[i].sql == NULL && free_slot == NULL)
+            free_slot = &slots[i];
+    }
+    sqlite3_stmt *st = NULL;
+    unsigned flags = free_slot != NULL ? SQLITE_PREPARE_PERSISTENT : 0;
+    if (sqlite3_prepare_v3(db, sql, -1, flags, &st, NULL) != SQLITE_OK) {
+        nt_log_error(MOD, "prepare failed err=\"%s\"", sqlite3_errmsg(db));
+        sqlite3_finalize(st);
+        return NULL;
+    }
+    if (free_slot != NULL) {
+        free_slot->sql = sql;
+        free_slot->stmt = st;
+    }
+    return st;
+}
+
+void nt_store_stmt_release(sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    stmt_slot *slots = slots_of(sqlite3_db_handle(st));
+    for (size_t i = 0; slots != NULL && i < NT_STORE_STMTS; i++) {
+        if (slots[i].stmt == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+static void finalize_slots(stmt_slot *slots)
+{
+    for (size_t i = 0; i < NT_STORE_STMTS; i++) {
+        sqlite3_finalize(slots[i].stmt);
+        slots[i].sql = NULL;
+        slots[i].stmt = NULL;
+    }
+}
 
 nt_status nt_store_status(int rc)
 {
@@ -298,6 +404,7 @@ nt_status nt_store_open(const char *path, const char *migrations_dir, nt_store *
     if (st != NT_OK)
         goto out;
 
+    reg_add(s);
     *out = s;
     s = NULL;
 out:
@@ -311,6 +418,9 @@ void nt_store_close(nt_store *st)
 {
     if (st == NULL)
         return;
+    reg_remove(st);
+    finalize_slots(st->wstmts);
+    finalize_slots(st->rstmts);
     if (st->rdb != NULL && st->rdb != st->db && sqlite3_close(st->rdb) == SQLITE_BUSY) {
         nt_log_error(MOD, "closing the reader with unfinalized statements");
         sqlite3_close_v2(st->rdb);

@@ -45,6 +45,18 @@ void nt_store_unlock(nt_store *st);
 sqlite3 *nt_store_lock_read(nt_store *st);
 void nt_store_unlock_read(nt_store *st);
 
+/* A prepared statement for sql on db, which must be a connection of an open
+ * store held under its lock (nt_store_lock or nt_store_lock_read): prepared
+ * the first time and kept for the connection's life, so a hot statement is
+ * parsed once. sql is the cache key by address: pass a string with static
+ * storage (a literal or a static const). Give it back with
+ * nt_store_stmt_release after every use, which resets it (ending any read it
+ * holds) and clears its bindings. On any other connection, or when the cache
+ * (32 per connection) is full, the statement is prepared for this use only
+ * and release finalizes it. NULL when SQLite refuses the SQL (logged). */
+sqlite3_stmt *nt_store_stmt(sqlite3 *db, const char *sql);
+void nt_store_stmt_release(sqlite3_stmt *st);
+
 /* Maps an SQLite result code: SQLITE_OK/ROW/DONE → NT_OK, CONSTRAINT →
  * NT_ECONFLICT, BUSY/LOCKED → NT_EUNAVAIL, anything else → NT_EINTERNAL. */
 nt_status nt_store_status(int rc);

@@ -77,16 +77,15 @@ void msgs_db_rollback(sqlite3 *db)
 
 /* ---- statements ---- */
 
-/* Prepares sql and binds text parameters (NULL binds NULL). */
+/* Takes sql's prepared statement on db (kept per connection by nt_store, so
+ * a hot statement is parsed once) and binds text parameters (NULL binds
+ * NULL). Every path gives it back with nt_store_stmt_release. */
 static nt_status prepare(sqlite3 *db, const char *sql, const char *const *params, int n,
                          sqlite3_stmt **out)
 {
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-        nt_log_error(MOD, "store prepare failed err=\"%s\"", sqlite3_errmsg(db));
-        sqlite3_finalize(s);
+    sqlite3_stmt *s = nt_store_stmt(db, sql);
+    if (s == NULL)
         return NT_EINTERNAL;
-    }
     for (int i = 0; i < n; i++) {
         if (params[i] != NULL)
             sqlite3_bind_text(s, i + 1, params[i], -1, SQLITE_STATIC);
@@ -117,7 +116,7 @@ static nt_status exec(sqlite3 *db, const char *sql, const char *const *params, i
     st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
     if (st == NT_OK && changes != NULL)
         *changes = sqlite3_changes(db);
-    sqlite3_finalize(s);
+    nt_store_stmt_release(s);
     return st;
 }
 
@@ -151,7 +150,7 @@ static nt_status query_each(sqlite3 *db, const char *sql, const char *const *par
     while ((rc = sqlite3_step(s)) == SQLITE_ROW)
         row(s, arg);
     st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
-    sqlite3_finalize(s);
+    nt_store_stmt_release(s);
     return st;
 }
 
@@ -168,7 +167,7 @@ static nt_status query_one(sqlite3 *db, const char *sql, const char *const *para
     if (rc == SQLITE_ROW)
         row(s, out);
     st = rc == SQLITE_ROW ? NT_OK : rc == SQLITE_DONE ? NT_ENOTFOUND : step_error(db, rc);
-    sqlite3_finalize(s);
+    nt_store_stmt_release(s);
     return st;
 }
 
@@ -341,7 +340,7 @@ nt_status msgs_db_insert(sqlite3 *db, const msgs_new *n, msgs_message *out)
          * constraint. The failed statement is undone, the transaction kept. */
         int rc = sqlite3_step(s);
         int ext = rc == SQLITE_DONE ? SQLITE_OK : sqlite3_extended_errcode(db);
-        sqlite3_finalize(s);
+        nt_store_stmt_release(s);
         if (rc == SQLITE_DONE)
             break;
         if (ext == SQLITE_CONSTRAINT_PRIMARYKEY) {
