@@ -62,9 +62,11 @@ static void reg_add(nt_store *s)
 {
     pthread_mutex_lock(&reg_mu);
     if (nreg == capreg) {
-        capreg = capreg ? capreg * 2 : 8;
-        reg = realloc(reg, capreg * sizeof(*reg));
-        NT_ASSERT(reg != NULL);
+        size_t cap = capreg ? capreg * 2 : 8;
+        nt_store **grown = realloc(reg, cap * sizeof(*reg));
+        NT_ASSERT(grown != NULL);
+        reg = grown;
+        capreg = cap;
     }
     reg[nreg++] = s;
     pthread_mutex_unlock(&reg_mu);
