@@ -5,6 +5,7 @@
 
 #include "nt_clock.h"
 #include "nt_log.h"
+#include "nt_sql.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -77,100 +78,6 @@ void msgs_db_rollback(sqlite3 *db)
 
 /* ---- statements ---- */
 
-/* Takes sql's prepared statement on db (kept per connection by nt_store, so
- * a hot statement is parsed once) and binds text parameters (NULL binds
- * NULL). Every path gives it back with nt_store_stmt_release. */
-static nt_status prepare(sqlite3 *db, const char *sql, const char *const *params, int n,
-                         sqlite3_stmt **out)
-{
-    sqlite3_stmt *s = nt_store_stmt(db, sql);
-    if (s == NULL)
-        return NT_EINTERNAL;
-    for (int i = 0; i < n; i++) {
-        if (params[i] != NULL)
-            sqlite3_bind_text(s, i + 1, params[i], -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(s, i + 1);
-    }
-    *out = s;
-    return NT_OK;
-}
-
-static nt_status step_error(sqlite3 *db, int rc)
-{
-    nt_status st = nt_store_status(rc);
-    if (st != NT_ECONFLICT)
-        nt_log_error(MOD, "store step failed err=\"%s\"", sqlite3_errmsg(db));
-    return st;
-}
-
-/* Runs a statement that returns no rows; *changes (may be NULL) gets the
- * number of rows it changed. */
-static nt_status exec(sqlite3 *db, const char *sql, const char *const *params, int n, int *changes)
-{
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
-    if (st == NT_OK && changes != NULL)
-        *changes = sqlite3_changes(db);
-    nt_store_stmt_release(s);
-    return st;
-}
-
-static char *dup_col(sqlite3_stmt *s, int col)
-{
-    const unsigned char *t = sqlite3_column_text(s, col);
-    if (t == NULL)
-        return NULL;
-    char *c = strdup((const char *)t);
-    NT_ASSERT(c != NULL);
-    return c;
-}
-
-static void copy_col(sqlite3_stmt *s, int col, char *out, size_t outlen)
-{
-    const unsigned char *t = sqlite3_column_text(s, col);
-    snprintf(out, outlen, "%s", t != NULL ? (const char *)t : "");
-}
-
-/* Runs a query, calling row(s, arg) for each row; limit > 0 binds parameter n + 1. */
-static nt_status query_each(sqlite3 *db, const char *sql, const char *const *params, int n,
-                            int limit, void (*row)(sqlite3_stmt *, void *), void *arg)
-{
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    if (limit > 0)
-        sqlite3_bind_int(s, n + 1, limit);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        row(s, arg);
-    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
-    nt_store_stmt_release(s);
-    return st;
-}
-
-/* Runs a query that returns at most one row; row(s, out) reads it.
- * NT_ENOTFOUND when there is none. */
-static nt_status query_one(sqlite3 *db, const char *sql, const char *const *params, int n,
-                           void (*row)(sqlite3_stmt *, void *), void *out)
-{
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        row(s, out);
-    st = rc == SQLITE_ROW ? NT_OK : rc == SQLITE_DONE ? NT_ENOTFOUND : step_error(db, rc);
-    nt_store_stmt_release(s);
-    return st;
-}
-
 /* The columns of a message as every query below selects them, from messages
  * m joined to the author's users row u. A type the service does not know
  * (older rows) reads as the schema's default, "text". */
@@ -184,17 +91,17 @@ static nt_status query_one(sqlite3 *db, const char *sql, const char *const *para
 
 static void message_from_row(sqlite3_stmt *s, msgs_message *m)
 {
-    copy_col(s, 0, m->id, sizeof(m->id));
-    copy_col(s, 1, m->room_id, sizeof(m->room_id));
-    copy_col(s, 2, m->user_id, sizeof(m->user_id));
-    m->username = dup_col(s, 3);
-    m->content = dup_col(s, 4);
-    copy_col(s, 5, m->type, sizeof(m->type));
-    m->client_ref = dup_col(s, 6);
-    copy_col(s, 7, m->created_at, sizeof(m->created_at));
-    copy_col(s, 8, m->edited_at, sizeof(m->edited_at));
-    copy_col(s, 9, m->deleted_at, sizeof(m->deleted_at));
-    copy_col(s, 10, m->deleted_by, sizeof(m->deleted_by));
+    nt_sql_col_copy(s, 0, m->id, sizeof(m->id));
+    nt_sql_col_copy(s, 1, m->room_id, sizeof(m->room_id));
+    nt_sql_col_copy(s, 2, m->user_id, sizeof(m->user_id));
+    m->username = nt_sql_col_dup(s, 3);
+    m->content = nt_sql_col_dup(s, 4);
+    nt_sql_col_copy(s, 5, m->type, sizeof(m->type));
+    m->client_ref = nt_sql_col_dup(s, 6);
+    nt_sql_col_copy(s, 7, m->created_at, sizeof(m->created_at));
+    nt_sql_col_copy(s, 8, m->edited_at, sizeof(m->edited_at));
+    nt_sql_col_copy(s, 9, m->deleted_at, sizeof(m->deleted_at));
+    nt_sql_col_copy(s, 10, m->deleted_by, sizeof(m->deleted_by));
 }
 
 static void message_one(sqlite3_stmt *s, void *m)
@@ -213,7 +120,7 @@ static nt_status query_message(sqlite3 *db, const char *sql, const char *const *
 {
     msgs_message m;
     memset(&m, 0, sizeof(m));
-    nt_status st = query_one(db, sql, params, n, message_one, &m);
+    nt_status st = nt_sql_query_one(db, sql, params, n, message_one, &m);
     if (st == NT_OK)
         *out = m;
     else
@@ -266,7 +173,7 @@ nt_status msgs_db_page(sqlite3 *db, const char *room_id, const msgs_page_req *re
     const char *p[] = {room_id, req->kind == MSGS_PAGE_LATEST ? NULL : req->cursor};
     msgs_page pg;
     memset(&pg, 0, sizeof(pg));
-    nt_status st = query_each(db, sql, p, 2, req->limit + 1, message_row, &pg.list);
+    nt_status st = nt_sql_query_each(db, sql, p, 2, req->limit + 1, message_row, &pg.list);
     if (st != NT_OK) {
         msgs_message_list_clear(&pg.list);
         return st;
@@ -301,7 +208,7 @@ nt_status msgs_db_page(sqlite3 *db, const char *room_id, const msgs_page_req *re
 
 static void max_id_one(sqlite3_stmt *s, void *out)
 {
-    copy_col(s, 0, out, NT_ID_LEN);
+    nt_sql_col_copy(s, 0, out, NT_ID_LEN);
 }
 
 /* The current time in the service's one form. */
@@ -318,8 +225,8 @@ nt_status msgs_db_insert(sqlite3 *db, const msgs_new *n, msgs_message *out)
      * ids in a room rise in commit order even across processes. */
     char floor[NT_ID_LEN] = "";
     const char *pr[] = {n->room_id};
-    nt_status st =
-        query_one(db, "SELECT max(id) FROM messages WHERE room_id = ?1", pr, 1, max_id_one, floor);
+    nt_status st = nt_sql_query_one(db, "SELECT max(id) FROM messages WHERE room_id = ?1", pr, 1,
+                                    max_id_one, floor);
     if (st != NT_OK)
         return st;
 
@@ -330,10 +237,10 @@ nt_status msgs_db_insert(sqlite3 *db, const msgs_new *n, msgs_message *out)
         nt_id_next_after(floor, id);
         const char *p[] = {id, n->room_id, n->user_id, n->content, n->type, n->client_ref, now};
         sqlite3_stmt *s = NULL;
-        st = prepare(db,
-                     "INSERT INTO messages (id, room_id, user_id, content, message_type, "
-                     "client_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                     p, 7, &s);
+        st = nt_sql_prepare(db,
+                            "INSERT INTO messages (id, room_id, user_id, content, message_type, "
+                            "client_ref, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                            p, 7, &s);
         if (st != NT_OK)
             return st;
         /* sqlite3_step gives the primary code; the extended one tells which
@@ -382,18 +289,18 @@ static void deleted_one(sqlite3_stmt *s, void *out)
 static nt_status message_state(sqlite3 *db, const char *id, bool *deleted)
 {
     const char *p[] = {id};
-    return query_one(db, "SELECT coalesce(deleted_at, '') <> '' FROM messages WHERE id = ?1", p, 1,
-                     deleted_one, deleted);
+    return nt_sql_query_one(db, "SELECT coalesce(deleted_at, '') <> '' FROM messages WHERE id = ?1",
+                            p, 1, deleted_one, deleted);
 }
 
 nt_status msgs_db_edit(sqlite3 *db, const char *id, const char *content, const char *now)
 {
     const char *p[] = {id, content, now};
     int changes = 0;
-    nt_status st = exec(db,
-                        "UPDATE messages SET content = ?2, edited_at = ?3 "
-                        "WHERE id = ?1 AND coalesce(deleted_at, '') = ''",
-                        p, 3, &changes);
+    nt_status st = nt_sql_exec(db,
+                               "UPDATE messages SET content = ?2, edited_at = ?3 "
+                               "WHERE id = ?1 AND coalesce(deleted_at, '') = ''",
+                               p, 3, &changes);
     if (st != NT_OK || changes > 0)
         return st;
     bool deleted = false;
@@ -409,10 +316,10 @@ nt_status msgs_db_delete(sqlite3 *db, const char *id, const char *by, const char
     /* A tombstone: the row stays so that history keeps its shape. */
     const char *p[] = {id, by, now};
     int changes = 0;
-    nt_status st = exec(db,
-                        "UPDATE messages SET content = '', deleted_at = ?3, deleted_by = ?2 "
-                        "WHERE id = ?1 AND coalesce(deleted_at, '') = ''",
-                        p, 3, &changes);
+    nt_status st = nt_sql_exec(db,
+                               "UPDATE messages SET content = '', deleted_at = ?3, deleted_by = ?2 "
+                               "WHERE id = ?1 AND coalesce(deleted_at, '') = ''",
+                               p, 3, &changes);
     if (st != NT_OK)
         return st;
     if (changes > 0) {

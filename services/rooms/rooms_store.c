@@ -4,6 +4,7 @@
 
 #include "nt_clock.h"
 #include "nt_log.h"
+#include "nt_sql.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -155,63 +156,6 @@ void rooms_read_end(nt_store *st, sqlite3 *db)
 
 /* ---- statements ---- */
 
-/* Prepares sql and binds text parameters (NULL binds NULL). */
-static nt_status prepare(sqlite3 *db, const char *sql, const char *const *params, int n,
-                         sqlite3_stmt **out)
-{
-    sqlite3_stmt *s = NULL;
-    if (sqlite3_prepare_v2(db, sql, -1, &s, NULL) != SQLITE_OK) {
-        nt_log_error(MOD, "store prepare failed err=\"%s\"", sqlite3_errmsg(db));
-        sqlite3_finalize(s);
-        return NT_EINTERNAL;
-    }
-    for (int i = 0; i < n; i++) {
-        if (params[i] != NULL)
-            sqlite3_bind_text(s, i + 1, params[i], -1, SQLITE_STATIC);
-        else
-            sqlite3_bind_null(s, i + 1);
-    }
-    *out = s;
-    return NT_OK;
-}
-
-static nt_status step_error(sqlite3 *db, int rc)
-{
-    nt_status st = nt_store_status(rc);
-    if (st != NT_ECONFLICT)
-        nt_log_error(MOD, "store step failed err=\"%s\"", sqlite3_errmsg(db));
-    return st;
-}
-
-/* Runs a statement that returns no rows. */
-static nt_status exec(sqlite3 *db, const char *sql, const char *const *params, int n)
-{
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
-}
-
-static char *dup_col(sqlite3_stmt *s, int col)
-{
-    const unsigned char *t = sqlite3_column_text(s, col);
-    if (t == NULL)
-        return NULL;
-    char *c = strdup((const char *)t);
-    NT_ASSERT(c != NULL);
-    return c;
-}
-
-static void copy_col(sqlite3_stmt *s, int col, char *out, size_t outlen)
-{
-    const unsigned char *t = sqlite3_column_text(s, col);
-    snprintf(out, outlen, "%s", t != NULL ? (const char *)t : "");
-}
-
 static rooms_role role_col(sqlite3_stmt *s, int col)
 {
     /* A row exists: NULL or an unknown name is the schema's default role. */
@@ -253,50 +197,15 @@ static rooms_role role_col(sqlite3_stmt *s, int col)
 
 static void room_from_row(sqlite3_stmt *s, rooms_room *r)
 {
-    copy_col(s, 0, r->id, sizeof(r->id));
-    r->name = dup_col(s, 1);
-    r->description = dup_col(s, 2);
+    nt_sql_col_copy(s, 0, r->id, sizeof(r->id));
+    r->name = nt_sql_col_dup(s, 1);
+    r->description = nt_sql_col_dup(s, 2);
     r->is_private = sqlite3_column_int(s, 3) != 0;
-    copy_col(s, 4, r->created_by, sizeof(r->created_by));
-    copy_col(s, 5, r->created_at, sizeof(r->created_at));
+    nt_sql_col_copy(s, 4, r->created_by, sizeof(r->created_by));
+    nt_sql_col_copy(s, 5, r->created_at, sizeof(r->created_at));
     r->member_count = sqlite3_column_int64(s, 6);
     r->role = sqlite3_column_type(s, 7) == SQLITE_NULL ? ROOMS_OUTSIDER : role_col(s, 7);
-    copy_col(s, 8, r->last_activity_at, sizeof(r->last_activity_at));
-}
-
-/* Runs a query, calling row(s, arg) for each row; limit > 0 binds parameter n + 1. */
-static nt_status query_each(sqlite3 *db, const char *sql, const char *const *params, int n,
-                            int limit, void (*row)(sqlite3_stmt *, void *), void *arg)
-{
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    if (limit > 0)
-        sqlite3_bind_int(s, n + 1, limit);
-    int rc;
-    while ((rc = sqlite3_step(s)) == SQLITE_ROW)
-        row(s, arg);
-    st = rc == SQLITE_DONE ? NT_OK : step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
-}
-
-/* Runs a query that returns at most one row; row(s, out) reads it.
- * NT_ENOTFOUND when there is none. */
-static nt_status query_one(sqlite3 *db, const char *sql, const char *const *params, int n,
-                           void (*row)(sqlite3_stmt *, void *), void *out)
-{
-    sqlite3_stmt *s = NULL;
-    nt_status st = prepare(db, sql, params, n, &s);
-    if (st != NT_OK)
-        return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_ROW)
-        row(s, out);
-    st = rc == SQLITE_ROW ? NT_OK : rc == SQLITE_DONE ? NT_ENOTFOUND : step_error(db, rc);
-    sqlite3_finalize(s);
-    return st;
+    nt_sql_col_copy(s, 8, r->last_activity_at, sizeof(r->last_activity_at));
 }
 
 static void room_one(sqlite3_stmt *s, void *room)
@@ -313,14 +222,14 @@ static void room_row(sqlite3_stmt *s, void *list)
 static nt_status query_rooms(sqlite3 *db, const char *sql, const char *const *params, int n,
                              int limit, rooms_room_list *out)
 {
-    return query_each(db, sql, params, n, limit, room_row, out);
+    return nt_sql_query_each(db, sql, params, n, limit, room_row, out);
 }
 
 nt_status rooms_db_room(sqlite3 *db, const char *room_id, const char *caller, rooms_room *out)
 {
     const char *p[] = {caller, room_id};
-    return query_one(db, "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.id = ?2", p, 2, room_one,
-                     out);
+    return nt_sql_query_one(db, "SELECT " ROOM_COLS "FROM chat_rooms r WHERE r.id = ?2", p, 2,
+                            room_one, out);
 }
 
 /* q as a LIKE pattern matching it as a plain substring (malloc'd), or NULL. */
@@ -385,8 +294,8 @@ nt_status rooms_db_role(sqlite3 *db, const char *room_id, const char *user_id, r
     const char *p[] = {room_id, user_id};
     rooms_role r = ROOMS_OUTSIDER;
     nt_status st =
-        query_one(db, "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2,
-                  role_one, &r);
+        nt_sql_query_one(db, "SELECT role FROM room_members WHERE room_id = ?1 AND user_id = ?2", p,
+                         2, role_one, &r);
     if (st == NT_ENOTFOUND)
         st = NT_OK; /* not a member */
     if (st == NT_OK)
@@ -400,13 +309,13 @@ nt_status rooms_db_role(sqlite3 *db, const char *room_id, const char *user_id, r
 
 static void member_from_row(sqlite3_stmt *s, rooms_member *m)
 {
-    copy_col(s, 0, m->room_id, sizeof(m->room_id));
-    copy_col(s, 1, m->user_id, sizeof(m->user_id));
-    m->username = dup_col(s, 2);
-    m->avatar_url = dup_col(s, 3);
+    nt_sql_col_copy(s, 0, m->room_id, sizeof(m->room_id));
+    nt_sql_col_copy(s, 1, m->user_id, sizeof(m->user_id));
+    m->username = nt_sql_col_dup(s, 2);
+    m->avatar_url = nt_sql_col_dup(s, 3);
     m->role = role_col(s, 4);
-    copy_col(s, 5, m->joined_at, sizeof(m->joined_at));
-    copy_col(s, 6, m->joined_key, sizeof(m->joined_key));
+    nt_sql_col_copy(s, 5, m->joined_at, sizeof(m->joined_at));
+    nt_sql_col_copy(s, 6, m->joined_key, sizeof(m->joined_key));
 }
 
 static void member_row(sqlite3_stmt *s, void *list)
@@ -417,7 +326,7 @@ static void member_row(sqlite3_stmt *s, void *list)
 static nt_status query_members(sqlite3 *db, const char *sql, const char *const *params, int n,
                                int limit, rooms_member_list *out)
 {
-    return query_each(db, sql, params, n, limit, member_row, out);
+    return nt_sql_query_each(db, sql, params, n, limit, member_row, out);
 }
 
 static void member_one(sqlite3_stmt *s, void *member)
@@ -428,10 +337,11 @@ static void member_one(sqlite3_stmt *s, void *member)
 nt_status rooms_db_member(sqlite3 *db, const char *room_id, const char *user_id, rooms_member *out)
 {
     const char *p[] = {room_id, user_id};
-    return query_one(db,
-                     "SELECT " MEMBER_COLS "FROM room_members m LEFT JOIN users u "
-                     "ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1 AND m.user_id = ?2",
-                     p, 2, member_one, out);
+    return nt_sql_query_one(
+        db,
+        "SELECT " MEMBER_COLS "FROM room_members m LEFT JOIN users u "
+        "ON u.clerk_user_id = m.user_id WHERE m.room_id = ?1 AND m.user_id = ?2",
+        p, 2, member_one, out);
 }
 
 nt_status rooms_db_members(sqlite3 *db, const char *room_id, const char *cur_time,
@@ -462,69 +372,70 @@ nt_status rooms_db_user_exists(sqlite3 *db, const char *user_id, bool *out)
 {
     const char *p[] = {user_id};
     nt_status st =
-        query_one(db, "SELECT 1 FROM users WHERE clerk_user_id = ?1", p, 1, no_column, NULL);
+        nt_sql_query_one(db, "SELECT 1 FROM users WHERE clerk_user_id = ?1", p, 1, no_column, NULL);
     if (st != NT_OK && st != NT_ENOTFOUND)
         return st;
     *out = st == NT_OK;
     return NT_OK;
 }
 
+/* The users a name lookup found: how many (at most 2) and the first id. */
+typedef struct {
+    int n;
+    char id[ROOMS_USER_ID_MAX];
+} name_hits;
+
+static void name_hit(sqlite3_stmt *s, void *arg)
+{
+    name_hits *h = arg;
+    if (h->n++ == 0)
+        nt_sql_col_copy(s, 0, h->id, sizeof(h->id));
+}
+
 nt_status rooms_db_user_by_name(sqlite3 *db, const char *username, char out[ROOMS_USER_ID_MAX])
 {
     const char *p[] = {username};
-    sqlite3_stmt *s = NULL;
-    nt_status st =
-        prepare(db, "SELECT clerk_user_id FROM users WHERE username = ?1 LIMIT 2", p, 1, &s);
+    name_hits h = {0, ""};
+    nt_status st = nt_sql_query_each(
+        db, "SELECT clerk_user_id FROM users WHERE username = ?1 LIMIT 2", p, 1, 0, name_hit, &h);
     if (st != NT_OK)
         return st;
-    int rc = sqlite3_step(s);
-    if (rc == SQLITE_DONE) {
-        st = NT_ENOTFOUND;
-    } else if (rc != SQLITE_ROW) {
-        st = step_error(db, rc);
-    } else {
-        char id[ROOMS_USER_ID_MAX];
-        copy_col(s, 0, id, sizeof(id));
-        rc = sqlite3_step(s);
-        if (rc == SQLITE_ROW)
-            st = NT_ECONFLICT;
-        else if (rc != SQLITE_DONE)
-            st = step_error(db, rc);
-        else
-            memcpy(out, id, sizeof(id));
-    }
-    sqlite3_finalize(s);
-    return st;
+    if (h.n == 0)
+        return NT_ENOTFOUND;
+    if (h.n > 1)
+        return NT_ECONFLICT;
+    memcpy(out, h.id, sizeof(h.id));
+    return NT_OK;
 }
 
 nt_status rooms_db_insert_room(sqlite3 *db, const rooms_room *r)
 {
     const char *p[] = {r->id,         r->name,      r->description, r->is_private ? "1" : "0",
                        r->created_by, r->created_at};
-    return exec(
+    return nt_sql_exec(
         db,
         "INSERT INTO chat_rooms (id, name, description, is_private, created_by, created_at) "
         "VALUES (?1, ?2, ?3, CAST(?4 AS INTEGER), ?5, ?6)",
-        p, 6);
+        p, 6, NULL);
 }
 
 nt_status rooms_db_update_room(sqlite3 *db, const rooms_room *r)
 {
     const char *p[] = {r->id, r->name, r->description, r->is_private ? "1" : "0"};
-    return exec(db,
-                "UPDATE chat_rooms SET name = ?2, description = ?3, "
-                "is_private = CAST(?4 AS INTEGER) WHERE id = ?1",
-                p, 4);
+    return nt_sql_exec(db,
+                       "UPDATE chat_rooms SET name = ?2, description = ?3, "
+                       "is_private = CAST(?4 AS INTEGER) WHERE id = ?1",
+                       p, 4, NULL);
 }
 
 nt_status rooms_db_delete_room(sqlite3 *db, const char *room_id)
 {
     const char *p[] = {room_id};
-    nt_status st = exec(db, "DELETE FROM messages WHERE room_id = ?1", p, 1);
+    nt_status st = nt_sql_exec(db, "DELETE FROM messages WHERE room_id = ?1", p, 1, NULL);
     if (st == NT_OK)
-        st = exec(db, "DELETE FROM room_members WHERE room_id = ?1", p, 1);
+        st = nt_sql_exec(db, "DELETE FROM room_members WHERE room_id = ?1", p, 1, NULL);
     if (st == NT_OK)
-        st = exec(db, "DELETE FROM chat_rooms WHERE id = ?1", p, 1);
+        st = nt_sql_exec(db, "DELETE FROM chat_rooms WHERE id = ?1", p, 1, NULL);
     return st;
 }
 
@@ -532,22 +443,24 @@ nt_status rooms_db_add_member(sqlite3 *db, const char *room_id, const char *user
                               rooms_role role, const char *joined_at)
 {
     const char *p[] = {room_id, user_id, rooms_role_name(role), joined_at};
-    return exec(db,
-                "INSERT INTO room_members (room_id, user_id, role, joined_at) "
-                "VALUES (?1, ?2, ?3, ?4)",
-                p, 4);
+    return nt_sql_exec(db,
+                       "INSERT INTO room_members (room_id, user_id, role, joined_at) "
+                       "VALUES (?1, ?2, ?3, ?4)",
+                       p, 4, NULL);
 }
 
 nt_status rooms_db_set_role(sqlite3 *db, const char *room_id, const char *user_id, rooms_role role)
 {
     const char *p[] = {room_id, user_id, rooms_role_name(role)};
-    return exec(db, "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2", p, 3);
+    return nt_sql_exec(db, "UPDATE room_members SET role = ?3 WHERE room_id = ?1 AND user_id = ?2",
+                       p, 3, NULL);
 }
 
 nt_status rooms_db_remove_member(sqlite3 *db, const char *room_id, const char *user_id)
 {
     const char *p[] = {room_id, user_id};
-    return exec(db, "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2);
+    return nt_sql_exec(db, "DELETE FROM room_members WHERE room_id = ?1 AND user_id = ?2", p, 2,
+                       NULL);
 }
 
 static void int64_one(sqlite3_stmt *s, void *out)
@@ -558,24 +471,24 @@ static void int64_one(sqlite3_stmt *s, void *out)
 nt_status rooms_db_count(sqlite3 *db, const char *room_id, rooms_role role, long long *out)
 {
     const char *p[] = {room_id, rooms_role_name(role)};
-    return query_one(db,
-                     "SELECT COUNT(*) FROM room_members WHERE room_id = ?1 "
-                     "AND (?2 IS NULL OR role = ?2)",
-                     p, 2, int64_one, out);
+    return nt_sql_query_one(db,
+                            "SELECT COUNT(*) FROM room_members WHERE room_id = ?1 "
+                            "AND (?2 IS NULL OR role = ?2)",
+                            p, 2, int64_one, out);
 }
 
 static void user_id_one(sqlite3_stmt *s, void *out)
 {
-    copy_col(s, 0, out, ROOMS_USER_ID_MAX);
+    nt_sql_col_copy(s, 0, out, ROOMS_USER_ID_MAX);
 }
 
 nt_status rooms_db_oldest_member(sqlite3 *db, const char *room_id, char out[ROOMS_USER_ID_MAX])
 {
     const char *p[] = {room_id};
-    return query_one(db,
-                     "SELECT user_id FROM room_members WHERE room_id = ?1 "
-                     "ORDER BY joined_at, user_id LIMIT 1",
-                     p, 1, user_id_one, out);
+    return nt_sql_query_one(db,
+                            "SELECT user_id FROM room_members WHERE room_id = ?1 "
+                            "ORDER BY joined_at, user_id LIMIT 1",
+                            p, 1, user_id_one, out);
 }
 
 /* Reads the room's privacy into an access state; exists follows. */
@@ -594,7 +507,7 @@ static void access_add(rooms_access *a, sqlite3_stmt *s, int col)
         a->members = realloc(a->members, (a->n == 0 ? 16 : 2 * a->n) * sizeof(*a->members));
         NT_ASSERT(a->members != NULL);
     }
-    copy_col(s, col, a->members[a->n].user_id, sizeof(a->members[a->n].user_id));
+    nt_sql_col_copy(s, col, a->members[a->n].user_id, sizeof(a->members[a->n].user_id));
     a->members[a->n].role = role_col(s, col + 1);
     a->n++;
 }
@@ -610,11 +523,11 @@ nt_status rooms_db_access(sqlite3 *db, const char *room_id, rooms_access *out)
     memset(&a, 0, sizeof(a));
     snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
     const char *p[] = {room_id};
-    nt_status st =
-        query_one(db, "SELECT is_private FROM chat_rooms WHERE id = ?1", p, 1, access_room_one, &a);
+    nt_status st = nt_sql_query_one(db, "SELECT is_private FROM chat_rooms WHERE id = ?1", p, 1,
+                                    access_room_one, &a);
     if (st == NT_OK)
-        st = query_each(db, "SELECT user_id, role FROM room_members WHERE room_id = ?1", p, 1, 0,
-                        access_member_row, &a);
+        st = nt_sql_query_each(db, "SELECT user_id, role FROM room_members WHERE room_id = ?1", p,
+                               1, 0, access_member_row, &a);
     else if (st == NT_ENOTFOUND)
         st = NT_OK; /* exists stays false */
     if (st == NT_OK)
@@ -639,11 +552,12 @@ nt_status rooms_db_access_of(sqlite3 *db, const char *room_id, const char *user_
     memset(&a, 0, sizeof(a));
     snprintf(a.room_id, sizeof(a.room_id), "%s", room_id);
     const char *p[] = {room_id, user_id};
-    nt_status st = query_one(db,
-                             "SELECT r.is_private, m.user_id, m.role FROM chat_rooms r "
-                             "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 "
-                             "WHERE r.id = ?1",
-                             p, 2, access_of_one, &a);
+    nt_status st =
+        nt_sql_query_one(db,
+                         "SELECT r.is_private, m.user_id, m.role FROM chat_rooms r "
+                         "LEFT JOIN room_members m ON m.room_id = r.id AND m.user_id = ?2 "
+                         "WHERE r.id = ?1",
+                         p, 2, access_of_one, &a);
     if (st == NT_ENOTFOUND)
         st = NT_OK; /* exists stays false */
     if (st == NT_OK)
