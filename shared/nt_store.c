@@ -40,6 +40,7 @@ static const char D1_MIGRATIONS_DDL[] = "CREATE TABLE IF NOT EXISTS d1_migration
 typedef struct {
     const char *sql;
     sqlite3_stmt *stmt;
+    bool in_use; /* handed out and not yet released */
 } stmt_slot;
 
 struct nt_store {
@@ -109,8 +110,16 @@ sqlite3_stmt *nt_store_stmt(sqlite3 *db, const char *sql)
     stmt_slot *slots = slots_of(db);
     stmt_slot *free_slot = NULL;
     for (size_t i = 0; slots != NULL && i < NT_STORE_STMTS; i++) {
-        if (slots[i].sql == sql)
+        if (slots[i].sql == sql && !slots[i].in_use) {
+            slots[i].in_use = true;
             return slots[i].stmt;
+        }
+        if (slots[i].sql == sql) {
+            /* Still in use higher up this thread's stack (a row callback
+             * running the same query): a statement of its own, for this use. */
+            free_slot = NULL;
+            break;
+        }
         if (slots[i].sql == NULL && free_slot == NULL)
             free_slot = &slots[i];
     }
@@ -124,6 +133,7 @@ sqlite3_stmt *nt_store_stmt(sqlite3 *db, const char *sql)
     if (free_slot != NULL) {
         free_slot->sql = sql;
         free_slot->stmt = st;
+        free_slot->in_use = true;
     }
     return st;
 }
@@ -137,6 +147,7 @@ void nt_store_stmt_release(sqlite3_stmt *st)
         if (slots[i].stmt == st) {
             sqlite3_reset(st);
             sqlite3_clear_bindings(st);
+            slots[i].in_use = false;
             return;
         }
     }
@@ -149,6 +160,7 @@ static void finalize_slots(stmt_slot *slots)
         sqlite3_finalize(slots[i].stmt);
         slots[i].sql = NULL;
         slots[i].stmt = NULL;
+        slots[i].in_use = false;
     }
 }
 

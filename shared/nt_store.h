@@ -53,7 +53,9 @@ void nt_store_unlock_read(nt_store *st);
  * nt_store_stmt_release after every use, which resets it (ending any read it
  * holds) and clears its bindings. On any other connection, or when the cache
  * (32 per connection) is full, the statement is prepared for this use only
- * and release finalizes it. NULL when SQLite refuses the SQL (logged). */
+ * and release finalizes it; so is a statement asked for again before its
+ * release (the same query run from inside a row callback). NULL when SQLite
+ * refuses the SQL (logged). */
 sqlite3_stmt *nt_store_stmt(sqlite3 *db, const char *sql);
 void nt_store_stmt_release(sqlite3_stmt *st);
 

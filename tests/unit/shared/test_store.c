@@ -944,3 +944,33 @@ Test(store, prepares_for_one_use_on_a_connection_it_does_not_own)
     cr_assert_null(nt_store_stmt(raw, "SELECT FROM WHERE"), "bad SQL is refused");
     cr_assert_eq(sqlite3_close(raw), SQLITE_OK, "nothing left unfinalized");
 }
+
+Test(store, the_same_query_nested_gets_a_statement_of_its_own)
+{
+    nt_store *st = NULL;
+    char path[512];
+    path_in_tmp(path, sizeof(path), "nested.db");
+    cr_assert_eq(nt_store_open(path, NULL, &st), NT_OK);
+    sqlite3 *db = nt_store_lock(st);
+    sqlite3_stmt *outer = nt_store_stmt(db, SELECT_PARAM);
+    sqlite3_bind_int(outer, 1, 1);
+    cr_assert_eq(sqlite3_step(outer), SQLITE_ROW);
+
+    /* A row callback running the same query must not reset the outer one. */
+    sqlite3_stmt *inner = nt_store_stmt(db, SELECT_PARAM);
+    cr_assert_not_null(inner);
+    cr_assert_neq(inner, outer, "the kept statement is in use: a fresh one");
+    sqlite3_bind_int(inner, 1, 2);
+    cr_assert_eq(sqlite3_step(inner), SQLITE_ROW);
+    cr_assert_eq(sqlite3_column_int(inner, 0), 2);
+    nt_store_stmt_release(inner); /* finalized, not kept */
+    cr_assert_eq(sqlite3_column_int(outer, 0), 1, "the outer row is untouched");
+    nt_store_stmt_release(outer);
+
+    /* Released, the kept one is handed out again. */
+    sqlite3_stmt *again = nt_store_stmt(db, SELECT_PARAM);
+    cr_assert_eq(again, outer);
+    nt_store_stmt_release(again);
+    nt_store_unlock(st);
+    nt_store_close(st);
+}
