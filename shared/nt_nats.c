@@ -293,7 +293,24 @@ static void log_urls(const char *what, const char **urls, int n, const char *ext
     nt_log_info(NATS_MOD, "%s urls=%s%s", what, line, extra);
 }
 
+static nt_status connect_with(const char *urls, const char *client_name, int wait_ms, int pool_size,
+                              nt_nats **out);
+
 nt_status nt_nats_connect(const char *urls, const char *client_name, int wait_ms, nt_nats **out)
+{
+    return connect_with(urls, client_name, wait_ms, 0, out);
+}
+
+nt_status nt_nats_connect_pooled(const char *urls, const char *client_name, int wait_ms,
+                                 int pool_size, nt_nats **out)
+{
+    if (pool_size < 1 || pool_size > 64)
+        return NT_EINVAL;
+    return connect_with(urls, client_name, wait_ms, pool_size, out);
+}
+
+static nt_status connect_with(const char *urls, const char *client_name, int wait_ms, int pool_size,
+                              nt_nats **out)
 {
     NT_ASSERT(out != NULL);
     if (urls == NULL || client_name == NULL)
@@ -338,6 +355,10 @@ nt_status nt_nats_connect(const char *urls, const char *client_name, int wait_ms
         s = natsOptions_SetClosedCB(opts, on_closed, nc);
     if (s == NATS_OK)
         s = natsOptions_SetErrorHandler(opts, on_async_error, nc);
+    if (s == NATS_OK && pool_size > 0)
+        s = nats_SetMessageDeliveryPoolSize(pool_size);
+    if (s == NATS_OK && pool_size > 0)
+        s = natsOptions_UseGlobalMessageDelivery(opts, true);
     if (s != NATS_OK) {
         /* A bad URL shows up here as NATS_INVALID_ARG. */
         nt_log_error(NATS_MOD, "options failed err=%s", natsStatus_GetText(s));
@@ -487,6 +508,72 @@ struct __natsConnection *nt_nats_raw(nt_nats *nc)
 /* ---- Service ----------------------------------------------------------------- */
 
 enum { VERB_PING, VERB_INFO, VERB_STATS, VERB__COUNT };
+/* ---- Event subscriptions ------------------------------------------------- */
+
+struct nt_sub {
+    natsSubscription *sub;
+    nt_msg_cb cb;
+    void *ctx;
+    uint64_t tag;
+};
+
+static void sub_on_msg(natsConnection *conn, natsSubscription *ns, natsMsg *msg, void *closure)
+{
+    (void)conn;
+    (void)ns;
+    nt_sub *s = closure;
+    s->cb(s->ctx, s->tag, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
+          (size_t)natsMsg_GetDataLength(msg));
+    natsMsg_Destroy(msg);
+}
+
+/* Frees the nt_sub once nats.c has delivered its last message. */
+static void sub_on_complete(void *closure)
+{
+    free(closure);
+}
+
+nt_status nt_nats_subscribe(nt_nats *nc, const char *subject, nt_msg_cb cb, void *ctx, uint64_t tag,
+                            nt_sub **out)
+{
+    NT_ASSERT(nc != NULL && cb != NULL && out != NULL);
+    if (subject == NULL || subject[0] == '\0')
+        return NT_EINVAL;
+    nt_sub *s = calloc(1, sizeof(*s));
+    NT_ASSERT(s != NULL);
+    s->cb = cb;
+    s->ctx = ctx;
+    s->tag = tag;
+    natsStatus ns = natsConnection_Subscribe(&s->sub, nc->conn, subject, sub_on_msg, s);
+    if (ns == NATS_OK)
+        ns = natsSubscription_SetOnCompleteCB(s->sub, sub_on_complete, s);
+    if (ns != NATS_OK) {
+        nt_log_error(NATS_MOD, "subscribe failed subject=%s err=%s", subject,
+                     natsStatus_GetText(ns));
+        if (s->sub != NULL) {
+            /* The complete callback may not be set: free here, once nats.c
+             * has let go of the subscription. */
+            natsSubscription_Unsubscribe(s->sub);
+            natsSubscription_Destroy(s->sub);
+        }
+        free(s);
+        return nt_nats_status(ns);
+    }
+    *out = s;
+    return NT_OK;
+}
+
+void nt_sub_destroy(nt_sub *s)
+{
+    if (s == NULL)
+        return;
+    natsSubscription *ns = s->sub;
+    /* After Unsubscribe no new message is delivered; one already being
+     * delivered finishes, and then the complete callback frees s. */
+    natsSubscription_Unsubscribe(ns);
+    natsSubscription_Destroy(ns);
+}
+
 static const char *const verb_names[VERB__COUNT] = {"PING", "INFO", "STATS"};
 
 typedef struct {

@@ -26,6 +26,14 @@ struct __natsConnection;
  * are logged. *out is the caller's (nt_nats_destroy). */
 nt_status nt_nats_connect(const char *urls, const char *client_name, int wait_ms, nt_nats **out);
 
+/* As nt_nats_connect, but every subscription of this connection delivers on
+ * nats.c's process-wide pool of pool_size (1..64) delivery threads instead of
+ * a thread each: for a process with many subscriptions whose callbacks are
+ * short (the edge holds one per room). A slow callback delays the others on
+ * its pool thread, so callbacks must only hand work off. */
+nt_status nt_nats_connect_pooled(const char *urls, const char *client_name, int wait_ms,
+                                 int pool_size, nt_nats **out);
+
 /* True while connected (not while reconnecting). Thread-safe. */
 bool nt_nats_is_connected(nt_nats *nc);
 
@@ -65,6 +73,28 @@ nt_status nt_nats_status(int s);
 
 /* The underlying nats.c connection, borrowed. For shared adapters only. */
 struct __natsConnection *nt_nats_raw(nt_nats *nc);
+
+/* ---- Event subscriptions ------------------------------------------------- */
+
+typedef struct nt_sub nt_sub;
+
+/* Called for each message on a nats.c delivery thread: tag is the one given
+ * at subscribe, subject and data are borrowed for the call (data is not
+ * NUL-terminated). Keep it short. */
+typedef void (*nt_msg_cb)(void *ctx, uint64_t tag, const char *subject, const char *data,
+                          size_t len);
+
+/* Subscribes to subject (wildcards allowed), no queue group. ctx must outlive
+ * the subscription, including a callback still running when nt_sub_destroy
+ * returns: use a context that lives as long as the connection, and tag to
+ * tell subscriptions apart. Thread-safe. */
+nt_status nt_nats_subscribe(nt_nats *nc, const char *subject, nt_msg_cb cb, void *ctx, uint64_t tag,
+                            nt_sub **out);
+
+/* Unsubscribes and frees (the last free happens on nats.c's side once no
+ * delivery is in progress). After it returns at most one callback already
+ * running may still finish. NULL is harmless. Thread-safe. */
+void nt_sub_destroy(nt_sub *s);
 
 /* ---- Serving a route table -------------------------------------------- */
 
