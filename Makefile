@@ -49,6 +49,7 @@ include services/auth/auth.mk
 include services/gateway/gateway.mk
 include services/rooms/rooms.mk
 include services/messages/messages.mk
+include services/edge/edge.mk
 include tests/tests.mk
 include tests/bench/bench.mk
 

@@ -13,6 +13,7 @@ export NATTER_MIGRATIONS_DIR=${NATTER_MIGRATIONS_DIR:-$ROOT/schemas/migrations}
 NATS_PORT=${NATTER_NATS_PORT:-4222}
 export NATS_URL=${NATS_URL:-nats://127.0.0.1:$NATS_PORT}
 export NATTER_HTTP_PORT=${NATTER_HTTP_PORT:-8080}
+export EDGE_PORT=${EDGE_PORT:-4000}
 LOGS="$NATTER_DATA_DIR/logs"
 mkdir -p "$NATTER_DATA_DIR/nats" "$LOGS"
 
@@ -54,6 +55,7 @@ start auth
 start rooms
 start messages
 start gateway
+start edge
 
 URL="http://localhost:$NATTER_HTTP_PORT"
 for _ in $(seq 1 150); do
@@ -64,11 +66,20 @@ if ! curl -fsS -o /dev/null "$URL/readyz" 2>/dev/null; then
     echo "natter: the gateway did not become ready; logs are in $LOGS" >&2
     exit 1
 fi
+for _ in $(seq 1 50); do
+    if curl -fsS -o /dev/null "http://127.0.0.1:$EDGE_PORT/healthz" 2>/dev/null; then break; fi
+    sleep 0.2
+done
+if ! curl -fsS -o /dev/null "http://127.0.0.1:$EDGE_PORT/healthz" 2>/dev/null; then
+    echo "natter: the WebSocket edge did not become ready; logs are in $LOGS" >&2
+    exit 1
+fi
 
 cat <<MSG
 
   Natter is running.
     REST API (gateway):   $URL
+    WebSocket (edge):     ws://localhost:$EDGE_PORT/socket  (Phoenix Channels v2: new Socket("ws://localhost:$EDGE_PORT/socket", {params: {token}}))
     NATS:                 $NATS_URL
     data:                 $NATTER_DATA_DIR
 

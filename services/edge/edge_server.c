@@ -1,0 +1,1352 @@
+/* The edge's WebSocket server. Everything here runs on the one lws service
+ * thread except the NATS callbacks at the bottom of the file, which only
+ * encode and hand items to the inbox. Per socket: the Phoenix channels
+ * (edge_chan), an outbound queue of shared frames (edge_out), a frame budget
+ * and the typing state of each joined room. Per topic ("room:<id>",
+ * "user:<id>"): one NATS subscription while at least one local socket has it
+ * joined, and the list of those joins. */
+#include "edge_server.h"
+
+#include "edge_chan.h"
+#include "edge_codec.h"
+#include "edge_frame.h"
+#include "edge_out.h"
+#include "nt_clock.h"
+#include "nt_id.h"
+#include "nt_log.h"
+
+#include <libwebsockets.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MOD                   "edge"
+#define SOCKET_PATH           "/socket/websocket"
+#define TOKEN_MAX             8192
+#define TICK_US               (200 * 1000)
+#define HISTORY_PAGE          100
+#define OUT_FRAME_MAX         (1024 * 1024) /* one reply or push, at most */
+#define CLOSE_GRACE_S         2             /* a socket told to close is killed after this */
+#define CLOSE_SERVICE_RESTART 1012
+
+typedef struct edge_topic edge_topic;
+typedef struct edge_conn edge_conn;
+typedef struct edge_member edge_member;
+
+/* One joined channel of one socket (the edge_chan's data). */
+struct edge_member {
+    edge_conn *conn;
+    edge_topic *topic;
+    uint32_t idx; /* in topic->members */
+    char join_ref[EDGE_REF_MAX + 1];
+    /* Catch-up after a join with "after": live events are held meanwhile. */
+    bool holding;
+    edge_outq held;
+    char caught_up_to[40];
+    int catchup_sent;
+    /* Typing. */
+    bool typing;
+    int64_t typing_last_start, typing_until;
+    edge_member *tnext, *tprev; /* the server's list of typing members */
+};
+
+struct edge_topic {
+    char name[EDGE_TOPIC_MAX + 1]; /* "room:<id>" or "user:<id>" */
+    edge_member **members;
+    uint32_t n, cap;
+    nt_sub *sub;
+    uint64_t tag; /* the subscription's, to drop events of an earlier one */
+    edge_topic *hnext;
+};
+
+struct edge_conn {
+    struct lws *wsi;
+    uint64_t id;
+    char user_id[128];
+    char username[EDGE_USERNAME_MAX]; /* "" until auth answers */
+    edge_chans chans;
+    edge_outq out;
+    nt_buf rx; /* a message arriving in several pieces */
+    double tokens;
+    int64_t tokens_ms;
+    int close_code; /* non-zero: close with it at the next chance */
+    const char *close_reason;
+};
+
+/* lws's per-connection data, for HTTP requests and sockets alike. */
+typedef struct {
+    edge_conn *conn;
+    unsigned char *http_body; /* LWS_PRE + len, for /healthz and /metrics */
+    size_t http_len;
+} edge_pss;
+
+/* Work handed from nats.c threads to the service thread. */
+typedef enum {
+    ITEM_EVENT,   /* a frame for every member of topic (tag checked) */
+    ITEM_TO_CONN, /* a ready frame for one socket */
+    ITEM_JOIN,    /* the authorize reply of a join */
+    ITEM_HISTORY, /* a catch-up page */
+    ITEM_PROFILE, /* the socket's profile (username) */
+} item_kind;
+
+typedef struct edge_item {
+    struct edge_item *next;
+    item_kind kind;
+    uint64_t conn_id, tag;
+    char topic[EDGE_TOPIC_MAX + 1];
+    char join_ref[EDGE_REF_MAX + 1];
+    char after[40];
+    edge_msg *msg;
+    nt_status st;
+    nt_response resp; /* owned copy */
+} edge_item;
+
+/* The context of one NATS request of the edge. */
+typedef struct {
+    edge_server *s;
+    item_kind kind;
+    uint64_t conn_id;
+    char topic[EDGE_TOPIC_MAX + 1];
+    char join_ref[EDGE_REF_MAX + 1];
+    char ref[EDGE_REF_MAX + 1];
+    char after[40];
+} edge_rq;
+
+struct edge_server {
+    edge_opts o;
+    nt_nats *nc;
+    nt_verifier *verifier;
+    nt_requester *rq;
+    struct lws_context *ctx;
+    pthread_t thread;
+    bool thread_started;
+    atomic_bool stop_asked;
+    bool draining;
+    int64_t drain_deadline;
+    bool done;
+    lws_sorted_usec_list_t tick;
+
+    pthread_mutex_t inbox_mu;
+    edge_item *inbox_head, *inbox_tail;
+    bool inbox_closed; /* the lws context is going: items are dropped */
+
+    /* Sockets by id: slot in the low 32 bits, generation in the high. */
+    edge_conn **slots;
+    uint32_t *gens;
+    uint32_t nslots, *free_slots, nfree;
+
+    edge_topic **buckets;
+    size_t nbuckets, ntopics;
+    uint64_t next_tag;
+
+    edge_member *typing_head;
+
+    /* The socket being upgraded: its verified user, from CONFIRM_UPGRADE to
+     * ESTABLISHED (the same wsi, on this thread). */
+    struct lws *pending_wsi;
+    char pending_sub[128];
+
+    /* Counters for /healthz and /metrics. */
+    uint64_t nconns, nsubs, deliveries, refused_upgrades, slow_closed, frames_in;
+};
+
+static void free_item(edge_item *it)
+{
+    edge_msg_unref(it->msg);
+    nt_response_free(&it->resp);
+    free(it);
+}
+
+/* ---- Inbox (any thread → service thread) ---------------------------------- */
+
+static void inbox_push(edge_server *s, edge_item *it)
+{
+    pthread_mutex_lock(&s->inbox_mu);
+    if (s->inbox_closed) {
+        pthread_mutex_unlock(&s->inbox_mu);
+        free_item(it);
+        return;
+    }
+    it->next = NULL;
+    if (s->inbox_tail != NULL)
+        s->inbox_tail->next = it;
+    else
+        s->inbox_head = it;
+    s->inbox_tail = it;
+    /* Under the lock, so that the context cannot go in between. */
+    lws_cancel_service(s->ctx);
+    pthread_mutex_unlock(&s->inbox_mu);
+}
+
+static edge_item *inbox_take_all(edge_server *s)
+{
+    pthread_mutex_lock(&s->inbox_mu);
+    edge_item *it = s->inbox_head;
+    s->inbox_head = s->inbox_tail = NULL;
+    pthread_mutex_unlock(&s->inbox_mu);
+    return it;
+}
+
+/* ---- Sockets by id ---------------------------------------------------------- */
+
+static void conn_register(edge_server *s, edge_conn *c)
+{
+    uint32_t slot;
+    if (s->nfree > 0) {
+        slot = s->free_slots[--s->nfree];
+    } else {
+        if ((s->nslots & (s->nslots - 1)) == 0) {
+            uint32_t cap = s->nslots ? s->nslots * 2 : 64;
+            s->slots = realloc(s->slots, cap * sizeof(*s->slots));
+            s->gens = realloc(s->gens, cap * sizeof(*s->gens));
+            s->free_slots = realloc(s->free_slots, cap * sizeof(*s->free_slots));
+            NT_ASSERT(s->slots != NULL && s->gens != NULL && s->free_slots != NULL);
+        }
+        slot = s->nslots++;
+        s->gens[slot] = 0;
+    }
+    s->gens[slot]++;
+    s->slots[slot] = c;
+    c->id = ((uint64_t)s->gens[slot] << 32) | slot;
+}
+
+static void conn_unregister(edge_server *s, edge_conn *c)
+{
+    uint32_t slot = (uint32_t)(c->id & 0xffffffffu);
+    s->slots[slot] = NULL;
+    s->free_slots[s->nfree++] = slot;
+}
+
+static edge_conn *conn_find(edge_server *s, uint64_t id)
+{
+    uint32_t slot = (uint32_t)(id & 0xffffffffu);
+    if (slot >= s->nslots || s->slots[slot] == NULL || s->slots[slot]->id != id)
+        return NULL;
+    return s->slots[slot];
+}
+
+/* ---- Output ------------------------------------------------------------------- */
+
+/* Closes c with code at the next chance: its queue is dropped now (a slow
+ * reader must not hold memory), the close frame goes out when the socket can
+ * take it, and a socket that cannot take even that is cut after a grace. */
+static void conn_close(edge_conn *c, int code, const char *reason)
+{
+    if (c->close_code != 0)
+        return;
+    c->close_code = code;
+    c->close_reason = reason;
+    edge_outq_free(&c->out);
+    lws_set_timeout(c->wsi, PENDING_TIMEOUT_USER_OK, CLOSE_GRACE_S);
+    lws_callback_on_writable(c->wsi);
+}
+
+/* Queues m (a reference is taken) for c. */
+static void conn_send(edge_server *s, edge_conn *c, edge_msg *m)
+{
+    if (c->close_code != 0)
+        return;
+    if (!edge_outq_push(&c->out, m, s->o.max_queue_bytes)) {
+        s->slow_closed++;
+        nt_log_info(MOD, "socket closed: it does not read its messages user=%s queued=%zu",
+                    c->user_id, c->out.bytes);
+        conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too slow");
+        return;
+    }
+    if (c->out.n == 1)
+        lws_callback_on_writable(c->wsi);
+}
+
+/* Queues a frame encoded in b for c. */
+static void conn_send_buf(edge_server *s, edge_conn *c, const nt_buf *b)
+{
+    edge_msg *m = edge_msg_new(b->data, b->len, LWS_PRE);
+    conn_send(s, c, m);
+    edge_msg_unref(m);
+}
+
+static void send_reply(edge_server *s, edge_conn *c, const char *jr, const char *ref,
+                       const char *topic, const char *response)
+{
+    nt_buf b;
+    nt_buf_init(&b, OUT_FRAME_MAX);
+    if (edge_frame_reply(&b, jr, ref, topic, "ok", response) == NT_OK)
+        conn_send_buf(s, c, &b);
+    nt_buf_free(&b);
+}
+
+static void send_error(edge_server *s, edge_conn *c, const char *jr, const char *ref,
+                       const char *topic, const char *reason, const char *extra)
+{
+    nt_buf b;
+    nt_buf_init(&b, OUT_FRAME_MAX);
+    if (edge_frame_reply_error(&b, jr, ref, topic, reason, extra) == NT_OK)
+        conn_send_buf(s, c, &b);
+    nt_buf_free(&b);
+}
+
+static void send_push(edge_server *s, edge_conn *c, const char *jr, const char *ref,
+                      const char *topic, const char *event, const char *payload)
+{
+    nt_buf b;
+    nt_buf_init(&b, OUT_FRAME_MAX);
+    if (edge_frame_push(&b, jr, ref, topic, event, payload, strlen(payload)) == NT_OK)
+        conn_send_buf(s, c, &b);
+    nt_buf_free(&b);
+}
+
+/* ---- Topics ------------------------------------------------------------------ */
+
+static size_t topic_hash(const char *name, size_t nbuckets)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)name; *p != '\0'; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return (size_t)(h & (nbuckets - 1));
+}
+
+static edge_topic *topic_find(edge_server *s, const char *name)
+{
+    for (edge_topic *t = s->buckets[topic_hash(name, s->nbuckets)]; t != NULL; t = t->hnext)
+        if (strcmp(t->name, name) == 0)
+            return t;
+    return NULL;
+}
+
+static void topics_grow(edge_server *s)
+{
+    size_t n = s->nbuckets * 2;
+    edge_topic **b = calloc(n, sizeof(*b));
+    NT_ASSERT(b != NULL);
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        edge_topic *t = s->buckets[i];
+        while (t != NULL) {
+            edge_topic *next = t->hnext;
+            size_t h = topic_hash(t->name, n);
+            t->hnext = b[h];
+            b[h] = t;
+            t = next;
+        }
+    }
+    free(s->buckets);
+    s->buckets = b;
+    s->nbuckets = n;
+}
+
+static void on_event(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len);
+
+/* The topic named name, created and subscribed when new. NULL when NATS
+ * refuses the subscription. */
+static edge_topic *topic_get(edge_server *s, const char *name)
+{
+    edge_topic *t = topic_find(s, name);
+    if (t != NULL)
+        return t;
+    /* "room:<id>" → chat.room.<id>.>, "user:<id>" → chat.user.<id>.> */
+    const char *colon = strchr(name, ':');
+    NT_ASSERT(colon != NULL);
+    char subject[EDGE_TOPIC_MAX + 16];
+    snprintf(subject, sizeof(subject), "chat.%.*s.%s.>", (int)(colon - name), name, colon + 1);
+    t = calloc(1, sizeof(*t));
+    NT_ASSERT(t != NULL);
+    snprintf(t->name, sizeof(t->name), "%s", name);
+    t->tag = ++s->next_tag;
+    if (nt_nats_subscribe(s->nc, subject, on_event, s, t->tag, &t->sub) != NT_OK) {
+        free(t);
+        return NULL;
+    }
+    s->nsubs++;
+    if (s->ntopics + 1 > s->nbuckets)
+        topics_grow(s);
+    size_t h = topic_hash(name, s->nbuckets);
+    t->hnext = s->buckets[h];
+    s->buckets[h] = t;
+    s->ntopics++;
+    return t;
+}
+
+static void topic_drop(edge_server *s, edge_topic *t)
+{
+    edge_topic **pp = &s->buckets[topic_hash(t->name, s->nbuckets)];
+    while (*pp != t)
+        pp = &(*pp)->hnext;
+    *pp = t->hnext;
+    s->ntopics--;
+    if (t->sub != NULL) {
+        nt_sub_destroy(t->sub);
+        s->nsubs--;
+    }
+    free(t->members);
+    free(t);
+}
+
+static void topic_add(edge_topic *t, edge_member *m)
+{
+    if (t->n == t->cap) {
+        t->cap = t->cap ? t->cap * 2 : 4;
+        t->members = realloc(t->members, t->cap * sizeof(*t->members));
+        NT_ASSERT(t->members != NULL);
+    }
+    m->topic = t;
+    m->idx = t->n;
+    t->members[t->n++] = m;
+}
+
+static void topic_remove(edge_server *s, edge_member *m)
+{
+    edge_topic *t = m->topic;
+    if (t == NULL)
+        return;
+    edge_member *last = t->members[--t->n];
+    t->members[m->idx] = last;
+    last->idx = m->idx;
+    m->topic = NULL;
+    if (t->n == 0)
+        topic_drop(s, t);
+}
+
+/* ---- Typing ------------------------------------------------------------------ */
+
+static const char *room_id_of(const char *topic)
+{
+    return strncmp(topic, "room:", 5) == 0 ? topic + 5 : NULL;
+}
+
+static void typing_publish(edge_server *s, edge_member *m, bool typing)
+{
+    const char *room = room_id_of(m->topic->name);
+    if (room == NULL)
+        return;
+    nt_buf b;
+    nt_buf_init(&b, 1024);
+    edge_conn *c = m->conn;
+    if (edge_codec_typing(c->user_id, c->username[0] ? c->username : NULL, typing, &b) == NT_OK) {
+        char subject[EDGE_TOPIC_MAX + 48];
+        snprintf(subject, sizeof(subject), "chat.room.%s.typing_indicator", room);
+        nt_status st = nt_nats_publish(s->nc, subject, b.data, b.len);
+        if (st != NT_OK)
+            nt_log_warn(MOD, "typing not published room=%s err=\"%s\"", room, nt_status_str(st));
+    }
+    nt_buf_free(&b);
+}
+
+static void typing_unlink(edge_server *s, edge_member *m)
+{
+    if (m->tprev != NULL)
+        m->tprev->tnext = m->tnext;
+    else if (s->typing_head == m)
+        s->typing_head = m->tnext;
+    if (m->tnext != NULL)
+        m->tnext->tprev = m->tprev;
+    m->tnext = m->tprev = NULL;
+}
+
+static void typing_start(edge_server *s, edge_member *m, int64_t now)
+{
+    if (!m->typing || now - m->typing_last_start >= s->o.typing_debounce_ms) {
+        typing_publish(s, m, true);
+        m->typing_last_start = now;
+    }
+    if (!m->typing) {
+        m->typing = true;
+        m->tnext = s->typing_head;
+        m->tprev = NULL;
+        if (s->typing_head != NULL)
+            s->typing_head->tprev = m;
+        s->typing_head = m;
+    }
+    m->typing_until = now + s->o.typing_timeout_ms;
+}
+
+static void typing_stop(edge_server *s, edge_member *m)
+{
+    if (!m->typing)
+        return;
+    typing_publish(s, m, false);
+    m->typing = false;
+    typing_unlink(s, m);
+}
+
+/* ---- Joins -------------------------------------------------------------------- */
+
+/* Ends a join: typing stops, the topic forgets it, held frames go. */
+static void member_release(edge_server *s, edge_member *m)
+{
+    if (m == NULL)
+        return;
+    if (m->topic != NULL)
+        typing_stop(s, m);
+    topic_remove(s, m);
+    edge_outq_free(&m->held);
+    free(m);
+}
+
+static edge_member *member_of(edge_conn *c, const char *topic)
+{
+    edge_chan *ch = edge_chans_find(&c->chans, topic);
+    return ch != NULL && ch->joined_ref[0] != '\0' ? ch->data : NULL;
+}
+
+static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const char *reason);
+
+static nt_status request(edge_server *s, edge_conn *c, const char *subject, const nt_buf *body,
+                         const edge_rq *proto);
+
+static void send_history_request(edge_server *s, edge_member *m, const char *after)
+{
+    edge_conn *c = m->conn;
+    int left = s->o.catchup_max - m->catchup_sent;
+    int limit = left < HISTORY_PAGE ? left : HISTORY_PAGE;
+    nt_buf body;
+    nt_buf_init(&body, 1024);
+    edge_rq proto = {.kind = ITEM_HISTORY};
+    snprintf(proto.topic, sizeof(proto.topic), "%s", m->topic->name);
+    snprintf(proto.join_ref, sizeof(proto.join_ref), "%s", m->join_ref);
+    snprintf(proto.after, sizeof(proto.after), "%s", after);
+    nt_status st = edge_codec_history_body(room_id_of(m->topic->name), after, limit, &body);
+    if (st == NT_OK)
+        st = request(s, c, "chat.messages.history", &body, &proto);
+    nt_buf_free(&body);
+    if (st != NT_OK)
+        catchup_finish(s, m, true, "unavailable");
+}
+
+/* Ends a catch-up: tells the client when it did not get everything, then
+ * releases the live frames held meanwhile, less the messages catch-up sent. */
+static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const char *reason)
+{
+    edge_conn *c = m->conn;
+    if (truncated) {
+        /* The client pages the rest over REST from this position. */
+        char payload[160];
+        snprintf(payload, sizeof(payload), "{\"after\":\"%s\",\"reason\":\"%s\"}", m->caught_up_to,
+                 reason);
+        send_push(s, c, m->join_ref, NULL, m->topic->name, "catch_up_incomplete", payload);
+    }
+    m->holding = false;
+    edge_msg *h;
+    while ((h = edge_outq_peek(&m->held)) != NULL) {
+        /* Ids rise in commit order within a room, so a held message at or
+         * below the newest one catch-up read was in that read. */
+        if (h->msg_id[0] == '\0' || strcmp(h->msg_id, m->caught_up_to) > 0)
+            conn_send(s, c, h);
+        edge_outq_pop(&m->held);
+    }
+    edge_outq_free(&m->held);
+}
+
+/* Joins that need no service: the user's own topic. */
+static void join_done(edge_server *s, edge_conn *c, const char *topic, const char *jr, bool ok,
+                      const char *reason, const char *after)
+{
+    edge_chan *ch = edge_chans_find(&c->chans, topic);
+    if (ch == NULL || strcmp(ch->pending_ref, jr) != 0)
+        return; /* replaced or left meanwhile */
+    edge_member *m = NULL;
+    edge_topic *t = NULL;
+    if (ok) {
+        t = topic_get(s, topic);
+        if (t == NULL) {
+            ok = false;
+            reason = "unavailable";
+        }
+    }
+    if (ok) {
+        m = calloc(1, sizeof(*m));
+        NT_ASSERT(m != NULL);
+        m->conn = c;
+        snprintf(m->join_ref, sizeof(m->join_ref), "%s", jr);
+        edge_outq_init(&m->held);
+        topic_add(t, m);
+    }
+    edge_join_outcome out;
+    edge_chans_join_done(&c->chans, topic, jr, ok, m, &out);
+    NT_ASSERT(out.current);
+    if (ok)
+        send_reply(s, c, jr, jr, topic, NULL);
+    else
+        send_error(s, c, jr, jr, topic, reason, NULL);
+    if (out.had_old) {
+        send_push(s, c, out.old_ref, out.old_ref, topic, "phx_close", "{}");
+        member_release(s, out.old_data);
+    }
+    if (ok && after != NULL && after[0] != '\0') {
+        m->holding = true;
+        snprintf(m->caught_up_to, sizeof(m->caught_up_to), "%s", after);
+        if (s->o.catchup_max > 0)
+            send_history_request(s, m, after);
+        else
+            catchup_finish(s, m, true, "catch_up_disabled");
+    }
+}
+
+static void on_join_item(edge_server *s, edge_item *it)
+{
+    edge_conn *c = conn_find(s, it->conn_id);
+    if (c == NULL)
+        return;
+    edge_join_verdict v = edge_codec_authorize_verdict(it->st, &it->resp);
+    const char *reason = v == EDGE_JOIN_FORBIDDEN   ? "forbidden"
+                         : v == EDGE_JOIN_NOT_FOUND ? "not_found"
+                                                    : "unavailable";
+    if (v == EDGE_JOIN_UNAVAILABLE)
+        nt_log_warn(MOD, "join not decided: rooms did not answer topic=%s err=\"%s\" http=%d",
+                    it->topic, nt_status_str(it->st), it->resp.http);
+    join_done(s, c, it->topic, it->join_ref, v == EDGE_JOIN_OK, reason, it->after);
+}
+
+static void on_history_item(edge_server *s, edge_item *it)
+{
+    edge_conn *c = conn_find(s, it->conn_id);
+    if (c == NULL)
+        return;
+    edge_member *m = member_of(c, it->topic);
+    if (m == NULL || strcmp(m->join_ref, it->join_ref) != 0 || !m->holding)
+        return;
+    if (it->st != NT_OK || it->resp.http != 200) {
+        nt_log_warn(MOD, "catch-up failed topic=%s err=\"%s\" http=%d", it->topic,
+                    nt_status_str(it->st), it->resp.http);
+        catchup_finish(s, m, true, it->resp.http == 429 ? "rate_limited" : "unavailable");
+        return;
+    }
+    edge_msg **msgs = NULL;
+    size_t n = 0;
+    bool more = false;
+    char last[40] = "";
+    if (edge_codec_history_page(it->resp.data, it->resp.len, m->join_ref, it->topic, LWS_PRE, &msgs,
+                                &n, &more, last) != NT_OK) {
+        for (size_t i = 0; i < n; i++)
+            edge_msg_unref(msgs[i]);
+        free(msgs);
+        catchup_finish(s, m, true, "internal");
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        conn_send(s, c, msgs[i]);
+        edge_msg_unref(msgs[i]);
+    }
+    free(msgs);
+    m->catchup_sent += (int)n;
+    if (last[0] != '\0')
+        snprintf(m->caught_up_to, sizeof(m->caught_up_to), "%s", last);
+    if (more && m->catchup_sent < s->o.catchup_max)
+        send_history_request(s, m, m->caught_up_to);
+    else
+        catchup_finish(s, m, more, "too_many");
+}
+
+static void on_event_item(edge_server *s, edge_item *it)
+{
+    edge_topic *t = topic_find(s, it->topic);
+    if (t == NULL || t->tag != it->tag)
+        return; /* an earlier subscription's late delivery */
+    for (uint32_t i = 0; i < t->n; i++) {
+        edge_member *m = t->members[i];
+        if (m->holding) {
+            if (!edge_outq_push(&m->held, it->msg, s->o.max_queue_bytes))
+                conn_close(m->conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too slow");
+        } else {
+            conn_send(s, m->conn, it->msg);
+        }
+        s->deliveries++;
+    }
+}
+
+static void process_inbox(edge_server *s)
+{
+    edge_item *it = inbox_take_all(s);
+    while (it != NULL) {
+        edge_item *next = it->next;
+        switch (it->kind) {
+        case ITEM_EVENT:
+            on_event_item(s, it);
+            break;
+        case ITEM_TO_CONN: {
+            edge_conn *c = conn_find(s, it->conn_id);
+            if (c != NULL)
+                conn_send(s, c, it->msg);
+            break;
+        }
+        case ITEM_JOIN:
+            on_join_item(s, it);
+            break;
+        case ITEM_HISTORY:
+            on_history_item(s, it);
+            break;
+        case ITEM_PROFILE: {
+            edge_conn *c = conn_find(s, it->conn_id);
+            if (c != NULL && it->st == NT_OK && it->resp.http == 200 &&
+                !edge_codec_username(it->resp.data, it->resp.len, c->username, sizeof(c->username)))
+                c->username[0] = '\0';
+            break;
+        }
+        }
+        free_item(it);
+        it = next;
+    }
+}
+
+/* ---- NATS requests -------------------------------------------------------------- */
+
+/* Runs on a nats.c or timer thread, once per request. */
+static void on_response(void *ctx, nt_status st, const nt_response *resp)
+{
+    edge_rq *rq = ctx;
+    edge_server *s = rq->s;
+    edge_item *it = calloc(1, sizeof(*it));
+    NT_ASSERT(it != NULL);
+    it->kind = rq->kind;
+    it->conn_id = rq->conn_id;
+    it->st = st;
+    snprintf(it->topic, sizeof(it->topic), "%s", rq->topic);
+    snprintf(it->join_ref, sizeof(it->join_ref), "%s", rq->join_ref);
+    snprintf(it->after, sizeof(it->after), "%s", rq->after);
+    if (rq->kind == ITEM_TO_CONN) {
+        /* A client push: its reply frame is made here, off the service thread. */
+        nt_buf b;
+        nt_buf_init(&b, OUT_FRAME_MAX);
+        if (edge_codec_service_reply(rq->join_ref, rq->ref, rq->topic, st, resp, &b) != NT_OK) {
+            nt_buf_reset(&b);
+            edge_frame_reply_error(&b, rq->join_ref, rq->ref, rq->topic, "internal", NULL);
+        }
+        it->msg = edge_msg_new(b.data, b.len, LWS_PRE);
+        nt_buf_free(&b);
+    } else if (st == NT_OK && resp != NULL) {
+        it->resp.http = resp->http;
+        it->resp.retry_after_ms = resp->retry_after_ms;
+        it->resp.len = resp->len;
+        it->resp.data = malloc(resp->len + 1);
+        NT_ASSERT(it->resp.data != NULL);
+        memcpy(it->resp.data, resp->data != NULL ? resp->data : "", resp->len);
+        it->resp.data[resp->len] = '\0';
+    }
+    free(rq);
+    inbox_push(s, it);
+}
+
+/* Sends a request as c's user; proto's kind, topic, refs and after are kept
+ * for the reply. Never blocks. */
+static nt_status request(edge_server *s, edge_conn *c, const char *subject, const nt_buf *body,
+                         const edge_rq *proto)
+{
+    edge_rq *rq = malloc(sizeof(*rq));
+    NT_ASSERT(rq != NULL);
+    *rq = *proto;
+    rq->s = s;
+    rq->conn_id = c->id;
+    char rid[NT_ID_LEN];
+    nt_id_new(rid);
+    nt_status st = nt_requester_send(s->rq, subject, c->user_id, rid, body->data, body->len,
+                                     s->o.request_timeout_ms, on_response, rq, NULL);
+    if (st != NT_OK) {
+        nt_log_warn(MOD, "request not sent subject=%s err=\"%s\"", subject, nt_status_str(st));
+        free(rq);
+    }
+    return st;
+}
+
+/* ---- Client frames ------------------------------------------------------------ */
+
+static bool take_frame_token(edge_server *s, edge_conn *c, int64_t now, int64_t *retry_ms)
+{
+    double rate = s->o.frame_rate;
+    c->tokens += (double)(now - c->tokens_ms) * rate / 1000.0;
+    if (c->tokens > s->o.frame_burst)
+        c->tokens = s->o.frame_burst;
+    c->tokens_ms = now;
+    if (c->tokens >= 1.0) {
+        c->tokens -= 1.0;
+        return true;
+    }
+    *retry_ms = (int64_t)((1.0 - c->tokens) * 1000.0 / rate) + 1;
+    return false;
+}
+
+static void handle_join(edge_server *s, edge_conn *c, const edge_frame *f)
+{
+    const char *jr = f->has_ref ? f->ref : NULL;
+    if (jr == NULL) {
+        /* The join's ref becomes its join_ref: without one nothing can match. */
+        conn_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "join without a ref");
+        return;
+    }
+    const char *room = room_id_of(f->topic);
+    bool user = strncmp(f->topic, "user:", 5) == 0;
+    if ((room == NULL || !nt_id_valid(room)) && !user) {
+        send_error(s, c, NULL, f->ref, f->topic, "unmatched topic", NULL);
+        return;
+    }
+    if (edge_chans_join_begin(&c->chans, f->topic, jr) != NT_OK) {
+        send_error(s, c, jr, f->ref, f->topic, "too many channels joined", NULL);
+        return;
+    }
+    if (user) {
+        bool own = strcmp(f->topic + 5, c->user_id) == 0;
+        join_done(s, c, f->topic, jr, own, "forbidden", NULL);
+        return;
+    }
+    const char *after = edge_frame_payload_str(f, "after");
+    if (after != NULL && !nt_id_valid(after)) {
+        join_done(s, c, f->topic, jr, false, "invalid_after", NULL);
+        return;
+    }
+    nt_buf body;
+    nt_buf_init(&body, 1024);
+    edge_rq proto = {.kind = ITEM_JOIN};
+    snprintf(proto.topic, sizeof(proto.topic), "%s", f->topic);
+    snprintf(proto.join_ref, sizeof(proto.join_ref), "%s", jr);
+    snprintf(proto.after, sizeof(proto.after), "%s", after != NULL ? after : "");
+    nt_status st = edge_codec_authorize_body(room, "read", &body);
+    if (st == NT_OK)
+        st = request(s, c, "chat.rooms.authorize", &body, &proto);
+    nt_buf_free(&body);
+    if (st != NT_OK)
+        join_done(s, c, f->topic, jr, false, "unavailable", NULL);
+}
+
+static void handle_leave(edge_server *s, edge_conn *c, const edge_frame *f)
+{
+    edge_chan *ch = edge_chans_find(&c->chans, f->topic);
+    const char *jr = f->has_join_ref ? f->join_ref : NULL;
+    char close_ref[EDGE_REF_MAX + 1] = "";
+    if (ch != NULL)
+        snprintf(close_ref, sizeof(close_ref), "%s",
+                 ch->joined_ref[0] ? ch->joined_ref : ch->pending_ref);
+    send_reply(s, c, jr, f->has_ref ? f->ref : NULL, f->topic, NULL);
+    if (ch == NULL)
+        return;
+    if (close_ref[0] != '\0')
+        send_push(s, c, close_ref, close_ref, f->topic, "phx_close", "{}");
+    member_release(s, edge_chans_remove(&c->chans, f->topic));
+}
+
+static void handle_push(edge_server *s, edge_conn *c, const edge_frame *f)
+{
+    edge_member *m = member_of(c, f->topic);
+    NT_ASSERT(m != NULL); /* EDGE_ROUTE_PUSH: the topic is joined */
+    const char *jr = m->join_ref;
+    const char *ref = f->has_ref ? f->ref : NULL;
+    const char *room = room_id_of(f->topic);
+    if (room != NULL && strcmp(f->event, "send_message") == 0) {
+        nt_buf body;
+        nt_buf_init(&body, s->o.max_message + 256);
+        edge_rq proto = {.kind = ITEM_TO_CONN};
+        snprintf(proto.topic, sizeof(proto.topic), "%s", f->topic);
+        snprintf(proto.join_ref, sizeof(proto.join_ref), "%s", jr);
+        snprintf(proto.ref, sizeof(proto.ref), "%s", ref != NULL ? ref : "");
+        nt_status st = edge_frame_payload_with_room(f, room, &body);
+        if (st == NT_OK)
+            st = request(s, c, "chat.messages.send", &body, &proto);
+        nt_buf_free(&body);
+        if (st != NT_OK && ref != NULL)
+            send_error(s, c, jr, ref, f->topic, "unavailable",
+                       "{\"message\":\"messages is unavailable\"}");
+        return;
+    }
+    if (room != NULL && strcmp(f->event, "typing_start") == 0) {
+        typing_start(s, m, nt_clock_mono_ms());
+        if (ref != NULL)
+            send_reply(s, c, jr, ref, f->topic, NULL);
+        return;
+    }
+    if (room != NULL && strcmp(f->event, "typing_stop") == 0) {
+        typing_stop(s, m);
+        if (ref != NULL)
+            send_reply(s, c, jr, ref, f->topic, NULL);
+        return;
+    }
+    if (ref != NULL)
+        send_error(s, c, jr, ref, f->topic, "unknown event", NULL);
+}
+
+/* Handles one complete text message from c. */
+static void handle_message(edge_server *s, edge_conn *c, const char *data, size_t len)
+{
+    s->frames_in++;
+    edge_frame f;
+    char reason[EDGE_REASON_MAX];
+    edge_frame_result r = edge_frame_decode(data, len, &f, reason, sizeof(reason));
+    if (r == EDGE_FRAME_MALFORMED) {
+        nt_log_debug(MOD, "malformed frame closed user=%s reason=\"%s\"", c->user_id, reason);
+        conn_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "malformed frame");
+        edge_frame_clear(&f);
+        return;
+    }
+    edge_route route = edge_chans_route(&c->chans, &f);
+    const char *jr = f.has_join_ref ? f.join_ref : NULL;
+    const char *ref = f.has_ref ? f.ref : NULL;
+    if (route == EDGE_ROUTE_HEARTBEAT) {
+        /* Always, first, and never rate limited (PHOENIX.md §3). */
+        send_reply(s, c, NULL, ref, "phoenix", NULL);
+        goto out;
+    }
+    int64_t retry = 0;
+    if (route != EDGE_ROUTE_STALE && !take_frame_token(s, c, nt_clock_mono_ms(), &retry)) {
+        char extra[64];
+        snprintf(extra, sizeof(extra), "{\"retry_after_ms\":%lld}", (long long)retry);
+        if (ref != NULL)
+            send_error(s, c, jr, ref, f.topic, "rate_limited", extra);
+        goto out;
+    }
+    if (r == EDGE_FRAME_BAD_PAYLOAD) {
+        if (ref != NULL)
+            send_error(s, c, jr, ref, f.topic, "invalid_payload", NULL);
+        goto out;
+    }
+    switch (route) {
+    case EDGE_ROUTE_JOIN:
+        handle_join(s, c, &f);
+        break;
+    case EDGE_ROUTE_LEAVE:
+    case EDGE_ROUTE_LEAVE_UNJOINED:
+        handle_leave(s, c, &f);
+        break;
+    case EDGE_ROUTE_PUSH:
+        handle_push(s, c, &f);
+        break;
+    case EDGE_ROUTE_UNMATCHED:
+    case EDGE_ROUTE_PHOENIX_OTHER:
+        if (ref != NULL)
+            send_error(s, c, NULL, ref, f.topic, "unmatched topic", NULL);
+        break;
+    case EDGE_ROUTE_STALE:
+    case EDGE_ROUTE_HEARTBEAT:
+        break;
+    }
+out:
+    edge_frame_clear(&f);
+}
+
+/* ---- Socket lifecycle ---------------------------------------------------------- */
+
+static void conn_free(edge_server *s, edge_conn *c)
+{
+    for (size_t i = 0; i < c->chans.n; i++) {
+        edge_chan *ch = &c->chans.v[i];
+        if (ch->joined_ref[0] != '\0')
+            member_release(s, ch->data);
+    }
+    edge_chans_free(&c->chans);
+    edge_outq_free(&c->out);
+    nt_buf_free(&c->rx);
+    conn_unregister(s, c);
+    s->nconns--;
+    free(c);
+}
+
+/* Verifies the token of the upgrade request on wsi; sub gets the user. */
+static bool upgrade_token_ok(edge_server *s, struct lws *wsi, char *sub, size_t sublen)
+{
+    char *buf = malloc(TOKEN_MAX + 16);
+    NT_ASSERT(buf != NULL);
+    bool ok = false;
+    const char *token = lws_get_urlarg_by_name(wsi, "token=", buf, TOKEN_MAX + 16);
+    if (token != NULL && token[0] != '\0') {
+        nt_claims claims;
+        char why[128] = "";
+        nt_status st =
+            nt_verifier_verify(s->verifier, token, strlen(token), &claims, why, sizeof(why));
+        ok = st == NT_OK;
+        if (ok)
+            snprintf(sub, sublen, "%s", claims.sub);
+        else
+            nt_log_debug(MOD, "upgrade refused reason=\"%s\"", why);
+    }
+    free(buf);
+    return ok;
+}
+
+/* Only vsn 2.x is spoken; a missing vsn means 1.0.0 (PHOENIX.md §1). The
+ * buffer is as big as a token's: lws stops looking at the first argument
+ * that does not fit, and the token comes first. */
+static bool upgrade_vsn_ok(struct lws *wsi)
+{
+    char *buf = malloc(TOKEN_MAX + 16);
+    NT_ASSERT(buf != NULL);
+    const char *vsn = lws_get_urlarg_by_name(wsi, "vsn=", buf, TOKEN_MAX + 16);
+    bool ok = vsn != NULL && strncmp(vsn, "2.", 2) == 0;
+    free(buf);
+    return ok;
+}
+
+static int confirm_upgrade(edge_server *s, struct lws *wsi)
+{
+    char uri[256] = "";
+    lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+    int status = 0;
+    if (strcmp(uri, SOCKET_PATH) != 0)
+        status = HTTP_STATUS_NOT_FOUND;
+    else if (s->draining || s->nconns >= (uint64_t)s->o.max_sockets)
+        status = HTTP_STATUS_SERVICE_UNAVAILABLE;
+    else if (!upgrade_vsn_ok(wsi) ||
+             !upgrade_token_ok(s, wsi, s->pending_sub, sizeof(s->pending_sub)))
+        status = HTTP_STATUS_FORBIDDEN;
+    if (status != 0) {
+        nt_log_debug(MOD, "upgrade refused status=%d path=%s", status, uri);
+        s->refused_upgrades++;
+        /* An empty body, as Phoenix sends (PHOENIX.md §1). */
+        lws_return_http_status(wsi, (unsigned)status, "");
+        return 1;
+    }
+    s->pending_wsi = wsi;
+    return 0;
+}
+
+static int established(edge_server *s, struct lws *wsi, edge_pss *pss)
+{
+    char sub[128] = "";
+    if (s->pending_wsi == wsi) {
+        snprintf(sub, sizeof(sub), "%s", s->pending_sub);
+    } else if (!upgrade_token_ok(s, wsi, sub, sizeof(sub))) {
+        lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
+        return -1;
+    }
+    s->pending_wsi = NULL;
+    edge_conn *c = calloc(1, sizeof(*c));
+    NT_ASSERT(c != NULL);
+    c->wsi = wsi;
+    snprintf(c->user_id, sizeof(c->user_id), "%s", sub);
+    edge_chans_init(&c->chans);
+    edge_outq_init(&c->out);
+    nt_buf_init(&c->rx, s->o.max_message);
+    c->tokens = s->o.frame_burst;
+    c->tokens_ms = nt_clock_mono_ms();
+    conn_register(s, c);
+    s->nconns++;
+    pss->conn = c;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, s->o.idle_timeout_s);
+    /* The username, for typing indicators; asked once per socket. */
+    nt_buf body;
+    nt_buf_init(&body, 16);
+    nt_buf_append_str(&body, "{}");
+    edge_rq proto = {.kind = ITEM_PROFILE};
+    request(s, c, "chat.auth.users.get", &body, &proto);
+    nt_buf_free(&body);
+    if (s->draining)
+        conn_close(c, CLOSE_SERVICE_RESTART, "service restart");
+    return 0;
+}
+
+static int receive(edge_server *s, struct lws *wsi, edge_conn *c, const char *in, size_t len)
+{
+    if (c->close_code != 0)
+        return 0;
+    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, s->o.idle_timeout_s);
+    if (lws_frame_is_binary(wsi)) {
+        conn_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames are not spoken");
+        return 0;
+    }
+    bool final = lws_is_final_fragment(wsi) && lws_remaining_packet_payload(wsi) == 0;
+    if (c->rx.len == 0 && final) {
+        if (len > s->o.max_message) {
+            conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+            return 0;
+        }
+        handle_message(s, c, in, len);
+        return 0;
+    }
+    if (nt_buf_append(&c->rx, in, len) != NT_OK) {
+        nt_buf_free(&c->rx);
+        conn_close(c, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, "message too large");
+        return 0;
+    }
+    if (final) {
+        handle_message(s, c, c->rx.data, c->rx.len);
+        nt_buf_free(&c->rx);
+    }
+    return 0;
+}
+
+static int writeable(struct lws *wsi, edge_conn *c)
+{
+    if (c->close_code != 0) {
+        const char *r = c->close_reason != NULL ? c->close_reason : "";
+        lws_close_reason(wsi, (enum lws_close_status)c->close_code, (unsigned char *)r, strlen(r));
+        return -1;
+    }
+    edge_msg *m = edge_outq_peek(&c->out);
+    if (m == NULL)
+        return 0;
+    if (lws_write(wsi, edge_msg_data(m), m->len, LWS_WRITE_TEXT) < 0)
+        return -1;
+    edge_outq_pop(&c->out);
+    if (c->out.n > 0)
+        lws_callback_on_writable(wsi);
+    return 0;
+}
+
+/* ---- HTTP: /healthz and /metrics ------------------------------------------------ */
+
+static int http_respond(struct lws *wsi, edge_pss *pss, unsigned status, const char *type,
+                        const char *body)
+{
+    size_t len = strlen(body);
+    pss->http_body = malloc(LWS_PRE + len + 1);
+    NT_ASSERT(pss->http_body != NULL);
+    memcpy(pss->http_body + LWS_PRE, body, len + 1);
+    pss->http_len = len;
+    unsigned char hdr[LWS_PRE + 512], *start = &hdr[LWS_PRE], *p = start,
+                                      *end = &hdr[sizeof(hdr) - 1];
+    if (lws_add_http_common_headers(wsi, status, type, (lws_filepos_t)len, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return 1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_request(edge_server *s, struct lws *wsi, edge_pss *pss, const char *uri)
+{
+    char body[1024];
+    if (strcmp(uri, "/healthz") == 0) {
+        snprintf(body, sizeof(body),
+                 "{\"status\":\"%s\",\"sockets\":%llu,\"topics\":%zu,\"subscriptions\":%llu,"
+                 "\"nats\":\"%s\"}",
+                 s->draining ? "draining" : "ok", (unsigned long long)s->nconns, s->ntopics,
+                 (unsigned long long)s->nsubs,
+                 nt_nats_is_connected(s->nc) ? "connected" : "disconnected");
+        return http_respond(wsi, pss, s->draining ? 503 : 200, "application/json", body);
+    }
+    if (strcmp(uri, "/metrics") == 0) {
+        snprintf(body, sizeof(body),
+                 "# TYPE natter_edge_sockets gauge\nnatter_edge_sockets %llu\n"
+                 "# TYPE natter_edge_topics gauge\nnatter_edge_topics %zu\n"
+                 "# TYPE natter_edge_subscriptions gauge\nnatter_edge_subscriptions %llu\n"
+                 "# TYPE natter_edge_deliveries_total counter\nnatter_edge_deliveries_total %llu\n"
+                 "# TYPE natter_edge_frames_in_total counter\nnatter_edge_frames_in_total %llu\n"
+                 "# TYPE natter_edge_refused_upgrades_total counter\n"
+                 "natter_edge_refused_upgrades_total %llu\n"
+                 "# TYPE natter_edge_slow_closed_total counter\n"
+                 "natter_edge_slow_closed_total %llu\n",
+                 (unsigned long long)s->nconns, s->ntopics, (unsigned long long)s->nsubs,
+                 (unsigned long long)s->deliveries, (unsigned long long)s->frames_in,
+                 (unsigned long long)s->refused_upgrades, (unsigned long long)s->slow_closed);
+        return http_respond(wsi, pss, 200, "text/plain; version=0.0.4", body);
+    }
+    return http_respond(wsi, pss, 404, "application/json",
+                        "{\"error\":{\"code\":\"not_found\",\"message\":\"no such path; the "
+                        "socket is at " SOCKET_PATH "\"}}");
+}
+
+/* ---- Service thread ------------------------------------------------------------- */
+
+static void on_tick(lws_sorted_usec_list_t *sul)
+{
+    edge_server *s = lws_container_of(sul, edge_server, tick);
+    int64_t now = nt_clock_mono_ms();
+    edge_member *m = s->typing_head;
+    while (m != NULL) {
+        edge_member *next = m->tnext;
+        if (now >= m->typing_until)
+            typing_stop(s, m);
+        m = next;
+    }
+    if (s->draining && (s->nconns == 0 || now >= s->drain_deadline))
+        s->done = true;
+    lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
+}
+
+static void begin_drain(edge_server *s)
+{
+    if (s->draining)
+        return;
+    s->draining = true;
+    s->drain_deadline = nt_clock_mono_ms() + s->o.drain_ms;
+    nt_log_info(MOD, "draining sockets=%llu", (unsigned long long)s->nconns);
+    for (uint32_t i = 0; i < s->nslots; i++)
+        if (s->slots[i] != NULL)
+            conn_close(s->slots[i], CLOSE_SERVICE_RESTART, "service restart");
+    if (s->nconns == 0)
+        s->done = true;
+}
+
+static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                    size_t len)
+{
+    edge_server *s = lws_context_user(lws_get_context(wsi));
+    edge_pss *pss = user;
+    switch (reason) {
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (s == NULL)
+            return 0;
+        process_inbox(s);
+        if (atomic_load(&s->stop_asked))
+            begin_drain(s);
+        return 0;
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE:
+        return confirm_upgrade(s, wsi);
+    case LWS_CALLBACK_ESTABLISHED:
+        return established(s, wsi, pss);
+    case LWS_CALLBACK_RECEIVE:
+        return pss->conn != NULL ? receive(s, wsi, pss->conn, in, len) : -1;
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return pss->conn != NULL ? writeable(wsi, pss->conn) : -1;
+    case LWS_CALLBACK_CLOSED:
+        if (pss->conn != NULL)
+            conn_free(s, pss->conn);
+        pss->conn = NULL;
+        return 0;
+    case LWS_CALLBACK_HTTP:
+        return http_request(s, wsi, pss, in != NULL ? in : "");
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        if (pss == NULL || pss->http_body == NULL)
+            return -1;
+        if (lws_write(wsi, pss->http_body + LWS_PRE, pss->http_len, LWS_WRITE_HTTP_FINAL) < 0)
+            return -1;
+        free(pss->http_body);
+        pss->http_body = NULL;
+        return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_WSI_DESTROY:
+        if (s->pending_wsi == wsi)
+            s->pending_wsi = NULL;
+        return 0;
+    case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss != NULL) {
+            free(pss->http_body);
+            pss->http_body = NULL;
+        }
+        return 0;
+    default:
+        return lws_callback_http_dummy(wsi, reason, user, in, len);
+    }
+}
+
+static const struct lws_protocols protocols[] = {
+    /* One protocol for HTTP and WebSocket alike, named as phoenix.js's
+     * optional subprotocol offer needs (PHOENIX.md §1); clients offering
+     * none get it too, being the first. */
+    {"phoenix", callback, sizeof(edge_pss), 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static void *service_main(void *arg)
+{
+    edge_server *s = arg;
+    lws_sul_schedule(s->ctx, 0, &s->tick, on_tick, TICK_US);
+    while (!s->done) {
+        if (lws_service(s->ctx, 0) < 0)
+            break;
+    }
+    return NULL;
+}
+
+/* ---- NATS events (nats.c delivery threads) ---------------------------------------- */
+
+/* chat.<kind>.<id>.<event>: encode once, hand over. */
+static void on_event(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len)
+{
+    edge_server *s = ctx;
+    char kind[8], id[129], event[EDGE_EVENT_MAX + 1];
+    const char *p = subject + 5; /* past "chat." */
+    const char *d1 = strchr(p, '.');
+    const char *d2 = d1 != NULL ? strchr(d1 + 1, '.') : NULL;
+    if (strncmp(subject, "chat.", 5) != 0 || d1 == NULL || d2 == NULL ||
+        (size_t)(d1 - p) >= sizeof(kind) || (size_t)(d2 - d1 - 1) >= sizeof(id) ||
+        strlen(d2 + 1) >= sizeof(event))
+        return;
+    snprintf(kind, sizeof(kind), "%.*s", (int)(d1 - p), p);
+    snprintf(id, sizeof(id), "%.*s", (int)(d2 - d1 - 1), d1 + 1);
+    snprintf(event, sizeof(event), "%s", d2 + 1);
+    edge_msg *m = NULL;
+    if (edge_codec_event(kind, id, event, data, len, LWS_PRE, &m) != NT_OK) {
+        nt_log_warn(MOD, "event not forwarded: not a plain event with an object subject=%s",
+                    subject);
+        return;
+    }
+    edge_item *it = calloc(1, sizeof(*it));
+    NT_ASSERT(it != NULL);
+    it->kind = ITEM_EVENT;
+    it->tag = tag;
+    it->msg = m;
+    snprintf(it->topic, sizeof(it->topic), "%s:%s", kind, id);
+    inbox_push(s, it);
+}
+
+/* ---- Start and stop --------------------------------------------------------------- */
+
+nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifier,
+                            edge_server **out)
+{
+    edge_server *s = calloc(1, sizeof(*s));
+    NT_ASSERT(s != NULL);
+    s->o = *o;
+    s->nc = nc;
+    s->verifier = verifier;
+    NT_ASSERT(pthread_mutex_init(&s->inbox_mu, NULL) == 0);
+    s->nbuckets = 1024;
+    s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
+    NT_ASSERT(s->buckets != NULL);
+    nt_status st = nt_requester_create(nc, &s->rq);
+    if (st != NT_OK) {
+        edge_server_stop(s);
+        return st;
+    }
+
+    lws_set_log_level(LLL_ERR, NULL);
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = o->port;
+    info.iface = o->addr;
+    info.protocols = protocols;
+    info.user = s;
+    info.options = LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.fd_limit_per_thread = (unsigned)o->max_sockets + 256;
+    info.count_threads = 1;
+    info.timeout_secs = 10; /* the HTTP handshake */
+    s->ctx = lws_create_context(&info);
+    if (s->ctx == NULL) {
+        nt_log_error(MOD, "cannot listen port=%d", o->port);
+        edge_server_stop(s);
+        return NT_EUNAVAIL;
+    }
+    if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
+        edge_server_stop(s);
+        return NT_EINTERNAL;
+    }
+    s->thread_started = true;
+    nt_log_info(MOD, "listening port=%d path=%s", o->port, SOCKET_PATH);
+    *out = s;
+    return NT_OK;
+}
+
+void edge_server_stop(edge_server *s)
+{
+    if (s == NULL)
+        return;
+    if (s->thread_started) {
+        atomic_store(&s->stop_asked, true);
+        lws_cancel_service(s->ctx);
+        pthread_join(s->thread, NULL);
+    }
+    /* Pending requests answer NT_EUNAVAIL into the inbox, which is freed below. */
+    nt_requester_destroy(s->rq);
+    pthread_mutex_lock(&s->inbox_mu);
+    s->inbox_closed = true;
+    pthread_mutex_unlock(&s->inbox_mu);
+    if (s->ctx != NULL) {
+        lws_sul_cancel(&s->tick);
+        /* Closing the remaining sockets runs CLOSED for each, which frees
+         * them and their joins (and so the subscriptions). */
+        lws_context_destroy(s->ctx);
+    }
+    edge_item *it = inbox_take_all(s);
+    while (it != NULL) {
+        edge_item *next = it->next;
+        free_item(it);
+        it = next;
+    }
+    for (size_t i = 0; i < s->nbuckets; i++) {
+        while (s->buckets[i] != NULL) {
+            edge_topic *t = s->buckets[i];
+            topic_drop(s, t);
+        }
+    }
+    free(s->buckets);
+    free(s->slots);
+    free(s->gens);
+    free(s->free_slots);
+    pthread_mutex_destroy(&s->inbox_mu);
+    free(s);
+}
