@@ -41,14 +41,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#define MOD               "gateway"
-#define RATE_MAX_KEYS     65536
-#define READY_TIMEOUT_MS  1000
-#define READY_SUBJECT     "$SRV.PING.auth"
-#define MAX_QUERY         16
-#define DISCARD_MAX_BYTES (8u * 1024 * 1024)
-#define DISCARD_MAX_MS    2000
-#define JSON_TYPE         "application/json"
+#define MOD                   "gateway"
+#define RATE_MAX_KEYS         65536
+#define READY_TIMEOUT_MS      1000
+#define READY_SUBJECT         "$SRV.PING.auth"
+#define EDGE_SUBJECT          "$SRV.PING.edge"
+#define EDGE_WATCH_MS         2000
+#define EDGE_WATCH_TIMEOUT_MS 500
+#define MAX_QUERY             16
+#define DISCARD_MAX_BYTES     (8u * 1024 * 1024)
+#define DISCARD_MAX_MS        2000
+#define JSON_TYPE             "application/json"
 /* Per connection, MHD keeps the request line, every header and its own
  * parsed copies (cookies included) in one pool of this size; 32 KiB (its
  * default) fails on a browser's 12-16 KB cookie jar with a 431 or a dropped
@@ -80,7 +83,17 @@ struct gw_server {
     int64_t log_sec;
     unsigned log_count;
     unsigned long long log_dropped;
+    /* The WebSocket edge, as the watcher last saw it (EDGE_*), reported by
+     * /readyz but not required: the REST API serves without it. */
+    atomic_int edge_state;
+    pthread_t watcher;
+    bool watcher_started;
+    pthread_mutex_t watch_mu;
+    pthread_cond_t watch_cond;
+    bool watch_stop;
 };
+
+enum { EDGE_UNKNOWN, EDGE_OK, EDGE_DOWN };
 
 /* ST_DISCARD: a 413 went out mid-body; the rest is read and dropped for a
  * bounded time, so the client reads the answer instead of a reset. */
@@ -259,11 +272,16 @@ static enum MHD_Result send_ready(gw_conn *c, bool nats_ok, const char *auth)
 {
     bool keys = nt_verifier_ready(c->srv->verifier);
     bool ready = nats_ok && strcmp(auth, "ok") == 0 && keys;
-    char json[256];
+    int edge = atomic_load(&c->srv->edge_state);
+    char json[320];
     snprintf(json, sizeof(json),
-             "{\"status\":\"%s\",\"checks\":{\"nats\":\"%s\",\"auth\":\"%s\",\"keys\":\"%s\"}}",
+             "{\"status\":\"%s\",\"checks\":{\"nats\":\"%s\",\"auth\":\"%s\",\"keys\":\"%s\","
+             "\"edge\":\"%s\"}}",
              ready ? "ready" : "not_ready", nats_ok ? "ok" : "disconnected", auth,
-             keys ? "ok" : "loading");
+             keys ? "ok" : "loading",
+             edge == EDGE_OK     ? "ok"
+             : edge == EDGE_DOWN ? "unavailable"
+                                 : "unknown");
     return send_json(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE, json);
 }
 
@@ -882,7 +900,33 @@ static void server_free(gw_server *s)
     gw_static_destroy(s->web);
     pthread_rwlock_destroy(&s->rq_lock);
     pthread_mutex_destroy(&s->log_mu);
+    pthread_mutex_destroy(&s->watch_mu);
+    pthread_cond_destroy(&s->watch_cond);
     free(s);
+}
+
+/* Asks whether any edge answers discovery, every EDGE_WATCH_MS, so that
+ * /readyz can say so without a second request per probe. */
+static void *edge_watcher(void *arg)
+{
+    gw_server *s = arg;
+    pthread_mutex_lock(&s->watch_mu);
+    while (!s->watch_stop) {
+        pthread_mutex_unlock(&s->watch_mu);
+        nt_response r = {0};
+        nt_status st =
+            nt_nats_request(s->nc, EDGE_SUBJECT, NULL, NULL, "", 0, EDGE_WATCH_TIMEOUT_MS, &r);
+        atomic_store(&s->edge_state, st == NT_OK && r.http == 200 ? EDGE_OK : EDGE_DOWN);
+        nt_response_free(&r);
+        pthread_mutex_lock(&s->watch_mu);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += EDGE_WATCH_MS / 1000;
+        if (!s->watch_stop)
+            pthread_cond_timedwait(&s->watch_cond, &s->watch_mu, &ts);
+    }
+    pthread_mutex_unlock(&s->watch_mu);
+    return NULL;
 }
 
 nt_status gw_server_start(const gw_opts *opts, nt_nats *nc, nt_verifier *verifier, bool clerk_mode,
@@ -893,6 +937,8 @@ nt_status gw_server_start(const gw_opts *opts, nt_nats *nc, nt_verifier *verifie
     NT_ASSERT(s != NULL);
     NT_ASSERT(pthread_rwlock_init(&s->rq_lock, NULL) == 0);
     NT_ASSERT(pthread_mutex_init(&s->log_mu, NULL) == 0);
+    NT_ASSERT(pthread_mutex_init(&s->watch_mu, NULL) == 0);
+    NT_ASSERT(pthread_cond_init(&s->watch_cond, NULL) == 0);
     s->opts = *opts;
     s->nc = nc;
     s->verifier = verifier;
@@ -969,6 +1015,8 @@ nt_status gw_server_start(const gw_opts *opts, nt_nats *nc, nt_verifier *verifie
                 "cors_origins=%zu mode=%s",
                 port, opts->threads, max_conn, opts->max_conn_per_ip, opts->idle_timeout_s,
                 gw_cors_count(s->cors), clerk_mode ? "clerk" : "local");
+    if (pthread_create(&s->watcher, NULL, edge_watcher, s) == 0)
+        s->watcher_started = true;
     *out = s;
     s = NULL;
 out:
@@ -980,6 +1028,13 @@ void gw_server_stop(gw_server *s, int drain_ms)
 {
     if (s == NULL)
         return;
+    if (s->watcher_started) {
+        pthread_mutex_lock(&s->watch_mu);
+        s->watch_stop = true;
+        pthread_cond_signal(&s->watch_cond);
+        pthread_mutex_unlock(&s->watch_mu);
+        pthread_join(s->watcher, NULL);
+    }
     MHD_socket listen_fd = MHD_quiesce_daemon(s->daemon);
 
     /* Fail every pending request: their connections resume and answer 503. */
