@@ -56,6 +56,7 @@ struct edge_topic {
     char name[EDGE_TOPIC_MAX + 1]; /* "room:<id>" or "user:<id>" */
     edge_member **members;
     uint32_t n, cap;
+    uint32_t pending; /* joins waiting for authorisation: subscribed already */
     nt_sub *sub;
     uint64_t tag; /* the subscription's, to drop events of an earlier one */
     edge_topic *hnext;
@@ -382,6 +383,12 @@ static void topic_drop(edge_server *s, edge_topic *t)
     free(t);
 }
 
+static void topic_release_if_unused(edge_server *s, edge_topic *t)
+{
+    if (t != NULL && t->n == 0 && t->pending == 0)
+        topic_drop(s, t);
+}
+
 static void topic_add(edge_topic *t, edge_member *m)
 {
     if (t->n == t->cap) {
@@ -403,8 +410,7 @@ static void topic_remove(edge_server *s, edge_member *m)
     t->members[m->idx] = last;
     last->idx = m->idx;
     m->topic = NULL;
-    if (t->n == 0)
-        topic_drop(s, t);
+    topic_release_if_unused(s, t);
 }
 
 /* ---- Typing ------------------------------------------------------------------ */
@@ -582,11 +588,8 @@ static void join_done(edge_server *s, edge_conn *c, const char *topic, const cha
     }
 }
 
-static void on_join_item(edge_server *s, edge_item *it)
+static void on_join_decided(edge_server *s, edge_conn *c, edge_item *it)
 {
-    edge_conn *c = conn_find(s, it->conn_id);
-    if (c == NULL)
-        return;
     edge_join_verdict v = edge_codec_authorize_verdict(it->st, &it->resp);
     const char *reason = v == EDGE_JOIN_FORBIDDEN   ? "forbidden"
                          : v == EDGE_JOIN_NOT_FOUND ? "not_found"
@@ -595,6 +598,20 @@ static void on_join_item(edge_server *s, edge_item *it)
         nt_log_warn(MOD, "join not decided: rooms did not answer topic=%s err=\"%s\" http=%d",
                     it->topic, nt_status_str(it->st), it->resp.http);
     join_done(s, c, it->topic, it->join_ref, v == EDGE_JOIN_OK, reason, it->after);
+}
+
+/* Every join that asked rooms gets here exactly once, whatever became of its
+ * socket: the subscription taken at the join's start is given back. */
+static void on_join_item(edge_server *s, edge_item *it)
+{
+    edge_topic *t = topic_find(s, it->topic);
+    if (t != NULL && t->pending > 0)
+        t->pending--;
+    edge_conn *c = conn_find(s, it->conn_id);
+    if (c != NULL)
+        on_join_decided(s, c, it);
+    /* Looked up again: the join may have dropped the topic meanwhile. */
+    topic_release_if_unused(s, topic_find(s, it->topic));
 }
 
 static void on_history_item(edge_server *s, edge_item *it)
@@ -792,6 +809,15 @@ static void handle_join(edge_server *s, edge_conn *c, const edge_frame *f)
         join_done(s, c, f->topic, jr, false, "invalid_after", NULL);
         return;
     }
+    /* Subscribe now, before asking rooms: the request follows the SUB on the
+     * same connection, so by the time the join is granted the server
+     * delivers everything published after it. */
+    edge_topic *t = topic_get(s, f->topic);
+    if (t == NULL) {
+        join_done(s, c, f->topic, jr, false, "unavailable", NULL);
+        return;
+    }
+    t->pending++;
     nt_buf body;
     nt_buf_init(&body, 1024);
     edge_rq proto = {.kind = ITEM_JOIN};
@@ -802,8 +828,11 @@ static void handle_join(edge_server *s, edge_conn *c, const edge_frame *f)
     if (st == NT_OK)
         st = request(s, c, "chat.rooms.authorize", &body, &proto);
     nt_buf_free(&body);
-    if (st != NT_OK)
+    if (st != NT_OK) {
+        t->pending--;
         join_done(s, c, f->topic, jr, false, "unavailable", NULL);
+        topic_release_if_unused(s, topic_find(s, f->topic));
+    }
 }
 
 static void handle_leave(edge_server *s, edge_conn *c, const edge_frame *f)
