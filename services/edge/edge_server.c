@@ -136,7 +136,7 @@ struct edge_server {
     /* Sockets by id: slot in the low 32 bits, generation in the high. */
     edge_conn **slots;
     uint32_t *gens;
-    uint32_t nslots, *free_slots, nfree;
+    uint32_t nslots, capslots, *free_slots, nfree;
 
     edge_topic **buckets;
     size_t nbuckets, ntopics;
@@ -198,8 +198,9 @@ static void conn_register(edge_server *s, edge_conn *c)
     if (s->nfree > 0) {
         slot = s->free_slots[--s->nfree];
     } else {
-        if ((s->nslots & (s->nslots - 1)) == 0) {
-            uint32_t cap = s->nslots ? s->nslots * 2 : 64;
+        if (s->nslots == s->capslots) {
+            uint32_t cap = s->capslots ? s->capslots * 2 : 64;
+            s->capslots = cap;
             s->slots = realloc(s->slots, cap * sizeof(*s->slots));
             s->gens = realloc(s->gens, cap * sizeof(*s->gens));
             s->free_slots = realloc(s->free_slots, cap * sizeof(*s->free_slots));
