@@ -32,13 +32,20 @@ nt_status edge_codec_event(const char *kind, const char *id, const char *event, 
     char err[64];
     if (nt_json_parse_object(payload, len, &obj, err, sizeof(err)) != NT_OK)
         return NT_EINVAL;
+    /* The payload goes out as cJSON prints it, not as it came: what a
+     * lenient parse let through (01, 1., stray control bytes) would make a
+     * browser refuse the whole frame. Once per event, not per socket. */
+    char *text = cJSON_PrintUnformatted(obj);
+    NT_ASSERT(text != NULL);
+    size_t tlen = strlen(text);
     char topic[EDGE_TOPIC_MAX + 1];
     int tn = snprintf(topic, sizeof(topic), "%s:%s", kind, id);
     nt_status st = NT_EINVAL;
     nt_buf b;
-    nt_buf_init(&b, len + 512);
+    nt_buf_init(&b, tlen + 512);
     if (tn > 0 && (size_t)tn < sizeof(topic))
-        st = edge_frame_push(&b, NULL, NULL, topic, event, payload, len);
+        st = edge_frame_push(&b, NULL, NULL, topic, event, text, tlen);
+    cJSON_free(text);
     if (st == NT_OK) {
         edge_msg *m = edge_msg_new(b.data, b.len, pre);
         const cJSON *mid = cJSON_GetObjectItemCaseSensitive(obj, "id");

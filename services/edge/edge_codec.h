@@ -16,6 +16,7 @@
 #define EDGE_USERNAME_MAX 128
 
 /* The broadcast frame [null,null,"<kind>:<id>",event,payload] for an event
+ * (the payload re-printed compactly from its parse)
  * received on chat.<kind>.<id>.<event>, in a new message with pre bytes of
  * headroom. For message_received, msg_id gets the payload's "id" (catch-up
  * drops the ones it has already sent). NT_EINVAL, with nothing made, when id or event are not
@@ -51,7 +52,8 @@ nt_status edge_codec_history_body(const char *room_id, const char *after, int li
  * push [join_ref,null,topic,"message_received",message] in a new message
  * (msg_id set) appended to msgs (grown with realloc; *nmsgs counts). has_more
  * and the page's newest id (last_id, "" when empty) are set. NT_EINVAL when
- * the body is not a page. */
+ * the body is not a page; the messages made before the fault stay in msgs
+ * and *nmsgs then, for the caller to release as on success. */
 nt_status edge_codec_history_page(const char *body, size_t len, const char *join_ref,
                                   const char *topic, size_t pre, edge_msg ***msgs, size_t *nmsgs,
                                   bool *has_more, char last_id[40]);
