@@ -28,7 +28,6 @@ typedef struct {
     int typing_timeout_ms;  /* a start without refresh ends after this long */
     int request_timeout_ms; /* how long a NATS request of the edge may take */
     int drain_ms;           /* how long SIGTERM waits for sockets to close */
-    int nats_threads;       /* nats.c delivery pool */
 } edge_opts;
 
 extern const nt_cfg_spec edge_config_specs[];

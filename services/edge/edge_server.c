@@ -30,6 +30,10 @@
 #define OUT_FRAME_MAX         (1024 * 1024) /* one reply or push, at most */
 #define CLOSE_GRACE_S         2             /* a socket told to close is killed after this */
 #define CLOSE_SERVICE_RESTART 1012
+#define CLOSE_GOING_AWAY      1001
+#define HEARTBEAT_RATE        1.0 /* per second, per socket */
+#define HEARTBEAT_BURST       10.0
+#define IDLE_SWEEP_MS         1000
 
 typedef struct edge_topic edge_topic;
 typedef struct edge_conn edge_conn;
@@ -41,11 +45,15 @@ struct edge_member {
     edge_topic *topic;
     uint32_t idx; /* in topic->members */
     char join_ref[EDGE_REF_MAX + 1];
-    /* Catch-up after a join with "after": live events are held meanwhile. */
+    /* Catch-up after a join with "after": live events are held meanwhile.
+     * caught_up_to stays for the join's life: a message_received at or
+     * below it is one the client has (from history or before), even when
+     * its event comes late from another messages instance. */
     bool holding;
     edge_outq held;
     char caught_up_to[40];
     int catchup_sent;
+    bool detached; /* replaced by a newer join of the topic: receives nothing */
     /* Typing. */
     bool typing;
     int64_t typing_last_start, typing_until;
@@ -72,7 +80,11 @@ struct edge_conn {
     nt_buf rx; /* a message arriving in several pieces */
     double tokens;
     int64_t tokens_ms;
-    int close_code; /* non-zero: close with it at the next chance */
+    double hb_tokens; /* heartbeats have their own small budget */
+    int64_t hb_tokens_ms;
+    uint32_t refused_in_row; /* frames refused by the budget since the last one taken */
+    int64_t last_rx_ms;      /* for the idle sweep */
+    int close_code;          /* non-zero: close with it at the next chance */
     const char *close_reason;
 };
 
@@ -143,6 +155,7 @@ struct edge_server {
     uint64_t next_tag;
 
     edge_member *typing_head;
+    int64_t last_sweep_ms;
 
     /* The socket being upgraded: its verified user, from CONFIRM_UPGRADE to
      * ESTABLISHED (the same wsi, on this thread). */
@@ -171,13 +184,16 @@ static void inbox_push(edge_server *s, edge_item *it)
         return;
     }
     it->next = NULL;
+    bool was_empty = s->inbox_head == NULL;
     if (s->inbox_tail != NULL)
         s->inbox_tail->next = it;
     else
         s->inbox_head = it;
     s->inbox_tail = it;
-    /* Under the lock, so that the context cannot go in between. */
-    lws_cancel_service(s->ctx);
+    /* One wake-up per batch: the service thread takes the whole inbox. Under
+     * the lock, so that the context cannot go in between. */
+    if (was_empty)
+        lws_cancel_service(s->ctx);
     pthread_mutex_unlock(&s->inbox_mu);
 }
 
@@ -496,6 +512,13 @@ static edge_member *member_of(edge_conn *c, const char *topic)
     return ch != NULL && ch->joined_ref[0] != '\0' ? ch->data : NULL;
 }
 
+/* True when m's client already has the message of this frame. */
+static bool already_sent(const edge_member *m, const edge_msg *msg)
+{
+    return msg->msg_id[0] != '\0' && m->caught_up_to[0] != '\0' &&
+           strcmp(msg->msg_id, m->caught_up_to) <= 0;
+}
+
 static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const char *reason);
 
 static nt_status request(edge_server *s, edge_conn *c, const char *subject, const nt_buf *body,
@@ -537,7 +560,7 @@ static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const
     while ((h = edge_outq_peek(&m->held)) != NULL) {
         /* Ids rise in commit order within a room, so a held message at or
          * below the newest one catch-up read was in that read. */
-        if (h->msg_id[0] == '\0' || strcmp(h->msg_id, m->caught_up_to) > 0)
+        if (!already_sent(m, h))
             conn_send(s, c, h);
         edge_outq_pop(&m->held);
     }
@@ -662,12 +685,16 @@ static void on_event_item(edge_server *s, edge_item *it)
         return; /* an earlier subscription's late delivery */
     for (uint32_t i = 0; i < t->n; i++) {
         edge_member *m = t->members[i];
-        if (m->holding) {
-            if (!edge_outq_push(&m->held, it->msg, s->o.max_queue_bytes))
-                conn_close(m->conn, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too slow");
-        } else {
-            conn_send(s, m->conn, it->msg);
+        if (m->detached || already_sent(m, it->msg))
+            continue;
+        if (m->holding && !edge_outq_push(&m->held, it->msg, s->o.max_queue_bytes)) {
+            /* History is slow, not the client: give up the catch-up (the
+             * client pages the gap over REST) rather than the socket. */
+            edge_outq_free(&m->held);
+            catchup_finish(s, m, true, "too_many");
         }
+        if (!m->holding)
+            conn_send(s, m->conn, it->msg);
         s->deliveries++;
     }
 }
@@ -767,18 +794,20 @@ static nt_status request(edge_server *s, edge_conn *c, const char *subject, cons
 
 /* ---- Client frames ------------------------------------------------------------ */
 
-static bool take_frame_token(edge_server *s, edge_conn *c, int64_t now, int64_t *retry_ms)
+/* A token bucket: true when a token was taken; else *retry_ms says when one
+ * will be there. */
+static bool take_token(double *tokens, int64_t *at, double rate, double burst, int64_t now,
+                       int64_t *retry_ms)
 {
-    double rate = s->o.frame_rate;
-    c->tokens += (double)(now - c->tokens_ms) * rate / 1000.0;
-    if (c->tokens > s->o.frame_burst)
-        c->tokens = s->o.frame_burst;
-    c->tokens_ms = now;
-    if (c->tokens >= 1.0) {
-        c->tokens -= 1.0;
+    *tokens += (double)(now - *at) * rate / 1000.0;
+    if (*tokens > burst)
+        *tokens = burst;
+    *at = now;
+    if (*tokens >= 1.0) {
+        *tokens -= 1.0;
         return true;
     }
-    *retry_ms = (int64_t)((1.0 - c->tokens) * 1000.0 / rate) + 1;
+    *retry_ms = (int64_t)((1.0 - *tokens) * 1000.0 / rate) + 1;
     return false;
 }
 
@@ -796,10 +825,20 @@ static void handle_join(edge_server *s, edge_conn *c, const edge_frame *f)
         send_error(s, c, NULL, f->ref, f->topic, "unmatched topic", NULL);
         return;
     }
-    if (edge_chans_join_begin(&c->chans, f->topic, jr) != NT_OK) {
+    nt_status began = edge_chans_join_begin(&c->chans, f->topic, jr);
+    if (began == NT_ETOOBIG) {
         send_error(s, c, jr, f->ref, f->topic, "too many channels joined", NULL);
         return;
     }
+    if (began != NT_OK) {
+        conn_close(c, LWS_CLOSE_STATUS_INVALID_PAYLOAD, "malformed join");
+        return;
+    }
+    /* Phoenix shuts the earlier join of the topic down as the new one
+     * starts: it receives nothing more, and goes when the new one is decided. */
+    edge_member *old = member_of(c, f->topic);
+    if (old != NULL)
+        old->detached = true;
     if (user) {
         bool own = strcmp(f->topic + 5, c->user_id) == 0;
         join_done(s, c, f->topic, jr, own, "forbidden", NULL);
@@ -907,19 +946,34 @@ static void handle_message(edge_server *s, edge_conn *c, const char *data, size_
     edge_route route = edge_chans_route(&c->chans, &f);
     const char *jr = f.has_join_ref ? f.join_ref : NULL;
     const char *ref = f.has_ref ? f.ref : NULL;
+    int64_t now = nt_clock_mono_ms(), retry = 0;
     if (route == EDGE_ROUTE_HEARTBEAT) {
-        /* Always, first, and never rate limited (PHOENIX.md §3). */
+        /* Always answered, first, before any channel work (PHOENIX.md §3),
+         * from a budget of their own: phoenix.js sends one per 30 s, so a
+         * socket that floods them is not a client and is closed. */
+        if (!take_token(&c->hb_tokens, &c->hb_tokens_ms, HEARTBEAT_RATE, HEARTBEAT_BURST, now,
+                        &retry)) {
+            conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "heartbeat flood");
+            goto out;
+        }
         send_reply(s, c, NULL, ref, "phoenix", NULL);
         goto out;
     }
-    int64_t retry = 0;
-    if (route != EDGE_ROUTE_STALE && !take_frame_token(s, c, nt_clock_mono_ms(), &retry)) {
+    /* Every other frame, stale ones too, costs a token. A refused frame is
+     * answered rate_limited; a socket that goes on sending into a refusal
+     * for a whole burst is closed. */
+    if (!take_token(&c->tokens, &c->tokens_ms, s->o.frame_rate, s->o.frame_burst, now, &retry)) {
+        if (++c->refused_in_row > (uint32_t)s->o.frame_burst) {
+            conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many frames");
+            goto out;
+        }
         char extra[64];
         snprintf(extra, sizeof(extra), "{\"retry_after_ms\":%lld}", (long long)retry);
-        if (ref != NULL)
+        if (ref != NULL && route != EDGE_ROUTE_STALE)
             send_error(s, c, jr, ref, f.topic, "rate_limited", extra);
         goto out;
     }
+    c->refused_in_row = 0;
     if (r == EDGE_FRAME_BAD_PAYLOAD) {
         if (ref != NULL)
             send_error(s, c, jr, ref, f.topic, "invalid_payload", NULL);
@@ -966,26 +1020,28 @@ static void conn_free(edge_server *s, edge_conn *c)
     free(c);
 }
 
-/* Verifies the token of the upgrade request on wsi; sub gets the user. */
-static bool upgrade_token_ok(edge_server *s, struct lws *wsi, char *sub, size_t sublen)
+/* Verifies the token of the upgrade request on wsi; sub gets the user.
+ * NT_OK; NT_EUNAUTH for a missing or bad token; NT_EUNAVAIL while the
+ * signing keys cannot be had (the token may be good: 503, not 403). */
+static nt_status upgrade_token(edge_server *s, struct lws *wsi, char *sub, size_t sublen)
 {
     char *buf = malloc(TOKEN_MAX + 16);
     NT_ASSERT(buf != NULL);
-    bool ok = false;
+    nt_status st = NT_EUNAUTH;
     const char *token = lws_get_urlarg_by_name(wsi, "token=", buf, TOKEN_MAX + 16);
     if (token != NULL && token[0] != '\0') {
         nt_claims claims;
         char why[128] = "";
-        nt_status st =
-            nt_verifier_verify(s->verifier, token, strlen(token), &claims, why, sizeof(why));
-        ok = st == NT_OK;
-        if (ok)
+        st = nt_verifier_verify(s->verifier, token, strlen(token), &claims, why, sizeof(why));
+        if (st == NT_OK)
             snprintf(sub, sublen, "%s", claims.sub);
         else
             nt_log_debug(MOD, "upgrade refused reason=\"%s\"", why);
+        if (st != NT_OK && st != NT_EUNAVAIL)
+            st = NT_EUNAUTH;
     }
     free(buf);
-    return ok;
+    return st;
 }
 
 /* Only vsn 2.x is spoken; a missing vsn means 1.0.0 (PHOENIX.md §1). The
@@ -1010,13 +1066,18 @@ static int confirm_upgrade(edge_server *s, struct lws *wsi)
         status = HTTP_STATUS_NOT_FOUND;
     else if (s->draining || s->nconns >= (uint64_t)s->o.max_sockets)
         status = HTTP_STATUS_SERVICE_UNAVAILABLE;
-    else if (!upgrade_vsn_ok(wsi) ||
-             !upgrade_token_ok(s, wsi, s->pending_sub, sizeof(s->pending_sub)))
+    else if (!upgrade_vsn_ok(wsi))
         status = HTTP_STATUS_FORBIDDEN;
+    else {
+        nt_status st = upgrade_token(s, wsi, s->pending_sub, sizeof(s->pending_sub));
+        status = st == NT_OK         ? 0
+                 : st == NT_EUNAVAIL ? HTTP_STATUS_SERVICE_UNAVAILABLE
+                                     : HTTP_STATUS_FORBIDDEN;
+    }
     if (status != 0) {
         nt_log_debug(MOD, "upgrade refused status=%d path=%s", status, uri);
         s->refused_upgrades++;
-        /* An empty body, as Phoenix sends (PHOENIX.md §1). */
+        /* lws adds a small HTML body; browsers never see it (PHOENIX.md §1). */
         lws_return_http_status(wsi, (unsigned)status, "");
         return 1;
     }
@@ -1029,7 +1090,7 @@ static int established(edge_server *s, struct lws *wsi, edge_pss *pss)
     char sub[128] = "";
     if (s->pending_wsi == wsi) {
         snprintf(sub, sizeof(sub), "%s", s->pending_sub);
-    } else if (!upgrade_token_ok(s, wsi, sub, sizeof(sub))) {
+    } else if (upgrade_token(s, wsi, sub, sizeof(sub)) != NT_OK) {
         lws_close_reason(wsi, LWS_CLOSE_STATUS_POLICY_VIOLATION, NULL, 0);
         return -1;
     }
@@ -1043,10 +1104,12 @@ static int established(edge_server *s, struct lws *wsi, edge_pss *pss)
     nt_buf_init(&c->rx, s->o.max_message);
     c->tokens = s->o.frame_burst;
     c->tokens_ms = nt_clock_mono_ms();
+    c->hb_tokens = HEARTBEAT_BURST;
+    c->hb_tokens_ms = c->tokens_ms;
+    c->last_rx_ms = c->tokens_ms;
     conn_register(s, c);
     s->nconns++;
     pss->conn = c;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, s->o.idle_timeout_s);
     /* The username, for typing indicators; asked once per socket. */
     nt_buf body;
     nt_buf_init(&body, 16);
@@ -1063,7 +1126,9 @@ static int receive(edge_server *s, struct lws *wsi, edge_conn *c, const char *in
 {
     if (c->close_code != 0)
         return 0;
-    lws_set_timeout(wsi, PENDING_TIMEOUT_USER_OK, s->o.idle_timeout_s);
+    /* Idle sockets are found by the sweep: re-arming an lws timeout here
+     * would walk lws's sorted timer list on every frame. */
+    c->last_rx_ms = nt_clock_mono_ms();
     if (lws_frame_is_binary(wsi)) {
         conn_close(c, LWS_CLOSE_STATUS_UNACCEPTABLE_OPCODE, "binary frames are not spoken");
         return 0;
@@ -1171,6 +1236,15 @@ static void on_tick(lws_sorted_usec_list_t *sul)
         if (now >= m->typing_until)
             typing_stop(s, m);
         m = next;
+    }
+    if (now - s->last_sweep_ms >= IDLE_SWEEP_MS) {
+        s->last_sweep_ms = now;
+        int64_t idle_ms = (int64_t)s->o.idle_timeout_s * 1000;
+        for (uint32_t i = 0; i < s->nslots; i++) {
+            edge_conn *c = s->slots[i];
+            if (c != NULL && c->close_code == 0 && now - c->last_rx_ms >= idle_ms)
+                conn_close(c, CLOSE_GOING_AWAY, "idle");
+        }
     }
     if (s->draining && (s->nconns == 0 || now >= s->drain_deadline))
         s->done = true;
@@ -1311,6 +1385,7 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
     nt_status st = nt_requester_create(nc, &s->rq);
     if (st != NT_OK) {
         edge_server_stop(s);
+        edge_server_free(s);
         return st;
     }
 
@@ -1329,10 +1404,12 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
     if (s->ctx == NULL) {
         nt_log_error(MOD, "cannot listen port=%d", o->port);
         edge_server_stop(s);
+        edge_server_free(s);
         return NT_EUNAVAIL;
     }
     if (pthread_create(&s->thread, NULL, service_main, s) != 0) {
         edge_server_stop(s);
+        edge_server_free(s);
         return NT_EINTERNAL;
     }
     s->thread_started = true;
@@ -1373,6 +1450,12 @@ void edge_server_stop(edge_server *s)
             topic_drop(s, t);
         }
     }
+}
+
+void edge_server_free(edge_server *s)
+{
+    if (s == NULL)
+        return;
     free(s->buckets);
     free(s->slots);
     free(s->gens);

@@ -20,7 +20,12 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
 
 /* Drains: refuses new sockets, closes every socket with 1012 (Service
  * Restart, so clients reconnect), waits up to o->drain_ms, then stops the
- * thread, unsubscribes and frees. NULL is harmless. Call from one thread. */
+ * thread and unsubscribes. NULL is harmless. Call from one thread. */
 void edge_server_stop(edge_server *s);
+
+/* Frees what stop left: the inbox a NATS callback still running may touch.
+ * Call after the NATS connection is destroyed (no callback can run any
+ * more). NULL is harmless. */
+void edge_server_free(edge_server *s);
 
 #endif

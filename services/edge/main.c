@@ -72,8 +72,10 @@ int main(void)
     raise_file_limit(opts.max_sockets);
     nt_http_global_init();
 
-    if (nt_nats_connect_pooled(opts.nats_url, "edge", NATS_CONNECT_WAIT_MS, opts.nats_threads,
-                               &nc) != NT_OK) {
+    /* One delivery thread for every subscription and reply: the service
+     * thread then sees a join's grant and the room's later events in the
+     * order they came off the wire. */
+    if (nt_nats_connect_pooled(opts.nats_url, "edge", NATS_CONNECT_WAIT_MS, 1, &nc) != NT_OK) {
         nt_log_error("edge", "cannot connect to NATS");
         goto out;
     }
@@ -103,6 +105,7 @@ out:
     if (nc != NULL)
         nt_nats_drain(nc, NATS_DRAIN_MS);
     nt_nats_destroy(nc);
+    edge_server_free(srv);
     nt_config_destroy(cfg);
     nt_log_info("edge", "stopped rc=%d", rc);
     return rc;

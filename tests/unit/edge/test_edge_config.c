@@ -67,7 +67,6 @@ Test(edge_config, defaults)
     cr_assert_eq(o.typing_timeout_ms, 6000);
     cr_assert_eq(o.request_timeout_ms, 5000);
     cr_assert_eq(o.drain_ms, 3000);
-    cr_assert_eq(o.nats_threads, 2);
     cr_assert_str_eq(nt_config_str(cfg, "NATTER_LOG_LEVEL"), "info");
     nt_config_destroy(cfg);
     for (size_t i = 0; i < edge_config_nspecs; i++)
@@ -91,7 +90,6 @@ Test(edge_config, values_are_read)
                          "EDGE_TYPING_TIMEOUT_MS=500",
                          "EDGE_REQUEST_TIMEOUT_MS=100",
                          "EDGE_DRAIN_MS=0",
-                         "EDGE_NATS_THREADS=4",
                          NULL};
     edge_opts o;
     char err[256] = "";
@@ -114,7 +112,6 @@ Test(edge_config, values_are_read)
     cr_assert_eq(o.typing_timeout_ms, 500);
     cr_assert_eq(o.request_timeout_ms, 100);
     cr_assert_eq(o.drain_ms, 0);
-    cr_assert_eq(o.nats_threads, 4);
     nt_config_destroy(cfg);
 }
 
@@ -150,8 +147,6 @@ Test(edge_config, bad_values_name_their_variable)
         {"EDGE_TYPING_TIMEOUT_MS=499", "EDGE_TYPING_TIMEOUT_MS"},
         {"EDGE_REQUEST_TIMEOUT_MS=99", "EDGE_REQUEST_TIMEOUT_MS"},
         {"EDGE_DRAIN_MS=60001", "EDGE_DRAIN_MS"},
-        {"EDGE_NATS_THREADS=0", "EDGE_NATS_THREADS"},
-        {"EDGE_NATS_THREADS=65", "EDGE_NATS_THREADS"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *env[] = {cases[i].var, NULL};
