@@ -11,7 +11,7 @@ PACKAGES=(
   nats-server libnats-dev
   libmicrohttpd-dev libwebsockets-dev libcjson-dev libjwt-dev
   libcurl4-openssl-dev libcriterion-dev libsqlite3-dev libssl-dev
-  sqlite3 clang-format cppcheck
+  sqlite3 clang-format cppcheck nodejs
 )
 
 missing=()

@@ -4,6 +4,7 @@
 #   2. build everything with strict warnings
 #   3. unit tests (Criterion), then again under AddressSanitizer + UBSan
 #   4. integration tests (Criterion): real nats-server, real binaries, real HTTP
+#   5. client conformance (Node): the official phoenix client against the edge
 # Ends with one line "N passed, N failed" summing every runner's synthesis.
 set -uo pipefail
 
@@ -70,6 +71,26 @@ run_tier "unit" build/tests/unit --jobs "$JOBS"
 ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_tier "unit (asan+ubsan)" build/sanitize/tests/unit --jobs "$JOBS"
 run_tier "integration" build/tests/integration --jobs 1
+
+# The client tier prints its own "client: N passed, N failed" line.
+echo "==== client (phoenix.js)"
+bash scripts/client-tests.sh 2>&1 | tee "$out"
+client_rc=${PIPESTATUS[0]}
+client_line=$(grep -E '^client: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
+if [ -z "$client_line" ]; then
+    echo "==== client: no summary line (exit $client_rc): counted as failed"
+    total_fail=$((total_fail + 1))
+    failed_tiers+=("client")
+else
+    cp=$(sed -E 's/^client: ([0-9]+) passed.*/\1/' <<<"$client_line")
+    cf=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$client_line")
+    total_pass=$((total_pass + cp))
+    total_fail=$((total_fail + cf))
+    if [ "$client_rc" -ne 0 ] || [ "$cf" -ne 0 ] || [ "$cp" -eq 0 ]; then
+        failed_tiers+=("client")
+        [ "$cp" -eq 0 ] && [ "$cf" -eq 0 ] && total_fail=$((total_fail + 1))
+    fi
+fi
 
 echo "==== summary"
 if [ ${#failed_tiers[@]} -ne 0 ]; then
