@@ -220,7 +220,28 @@ struct nt_nats {
     pthread_cond_t cond;
     bool closed; /* the closed callback has run */
     char name[64];
+    /* Told after a reconnect or a slow-consumer drop (under mu). */
+    nt_gap_cb gap_cb;
+    void *gap_ctx;
 };
+
+static void tell_gap(nt_nats *nc, const char *why)
+{
+    pthread_mutex_lock(&nc->mu);
+    nt_gap_cb cb = nc->gap_cb;
+    void *ctx = nc->gap_ctx;
+    pthread_mutex_unlock(&nc->mu);
+    if (cb != NULL)
+        cb(ctx, why);
+}
+
+void nt_nats_on_gap(nt_nats *nc, nt_gap_cb cb, void *ctx)
+{
+    pthread_mutex_lock(&nc->mu);
+    nc->gap_cb = cb;
+    nc->gap_ctx = ctx;
+    pthread_mutex_unlock(&nc->mu);
+}
 
 static void on_disconnected(natsConnection *c, void *closure)
 {
@@ -239,6 +260,8 @@ static void on_reconnected(natsConnection *c, void *closure)
     natsConnection_GetConnectedUrl(c, url, sizeof(url));
     nt_log_redact_url(url, safe, sizeof(safe));
     nt_log_info(NATS_MOD, "reconnected name=%s url=%s", nc->name, safe);
+    /* What was published while we were away is not coming. */
+    tell_gap(nc, "reconnected");
 }
 
 static void on_closed(natsConnection *c, void *closure)
@@ -259,6 +282,8 @@ static void on_async_error(natsConnection *c, natsSubscription *sub, natsStatus 
     (void)sub;
     nt_nats *nc = closure;
     nt_log_warn(NATS_MOD, "async error name=%s err=%s", nc->name, natsStatus_GetText(err));
+    if (err == NATS_SLOW_CONSUMER)
+        tell_gap(nc, "slow_consumer");
 }
 
 /* Splits the comma-separated list in place into trimmed, non-empty URLs. */

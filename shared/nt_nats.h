@@ -34,6 +34,16 @@ nt_status nt_nats_connect(const char *urls, const char *client_name, int wait_ms
 nt_status nt_nats_connect_pooled(const char *urls, const char *client_name, int wait_ms,
                                  int pool_size, nt_nats **out);
 
+/* Called when messages may have been lost: after a reconnect (what was
+ * published meanwhile never arrives) or when nats.c dropped messages for a
+ * slow subscription. why is "reconnected" or "slow_consumer". Runs on a
+ * nats.c thread; keep it short. */
+typedef void (*nt_gap_cb)(void *ctx, const char *why);
+
+/* Sets (or with NULL clears) the gap callback; ctx must outlive the
+ * connection. Thread-safe. */
+void nt_nats_on_gap(nt_nats *nc, nt_gap_cb cb, void *ctx);
+
 /* True while connected (not while reconnecting). Thread-safe. */
 bool nt_nats_is_connected(nt_nats *nc);
 

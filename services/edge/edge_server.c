@@ -108,6 +108,7 @@ typedef enum {
     ITEM_JOIN,    /* the authorize reply of a join */
     ITEM_HISTORY, /* a catch-up page */
     ITEM_PROFILE, /* the socket's profile (username) */
+    ITEM_GAP,     /* NATS may have lost events: every join must start again */
 } item_kind;
 
 typedef struct edge_item {
@@ -710,6 +711,36 @@ static void on_event_item(edge_server *s, edge_item *it)
     }
 }
 
+/* Events may have been lost (a NATS reconnect, a slow subscription): a
+ * silent gap is the one thing a client cannot detect. Every join gets
+ * phx_error, which makes phoenix.js rejoin (with its "after", so it catches
+ * up), and is dropped here so that the rejoin starts afresh. */
+static void on_gap(edge_server *s)
+{
+    uint64_t n = 0;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        edge_conn *c = s->slots[i];
+        if (c == NULL)
+            continue;
+        size_t k = 0;
+        while (k < c->chans.n) {
+            edge_chan *ch = &c->chans.v[k];
+            if (ch->joined_ref[0] == '\0') {
+                k++;
+                continue;
+            }
+            char topic[EDGE_TOPIC_MAX + 1], jr[EDGE_REF_MAX + 1];
+            snprintf(topic, sizeof(topic), "%s", ch->topic);
+            snprintf(jr, sizeof(jr), "%s", ch->joined_ref);
+            send_push(s, c, jr, jr, topic, "phx_error", "{\"reason\":\"events_interrupted\"}");
+            member_release(s, edge_chans_remove(&c->chans, topic));
+            n++;
+            k = 0; /* the table may have moved */
+        }
+    }
+    nt_log_warn(MOD, "events may have been lost: %llu joins told to rejoin", (unsigned long long)n);
+}
+
 static void process_inbox(edge_server *s)
 {
     edge_item *it = inbox_take_all(s);
@@ -730,6 +761,9 @@ static void process_inbox(edge_server *s)
             break;
         case ITEM_HISTORY:
             on_history_item(s, it);
+            break;
+        case ITEM_GAP:
+            on_gap(s);
             break;
         case ITEM_PROFILE: {
             edge_conn *c = conn_find(s, it->conn_id);
@@ -1361,6 +1395,17 @@ static void *service_main(void *arg)
 
 /* ---- NATS events (nats.c delivery threads) ---------------------------------------- */
 
+/* Runs on a nats.c thread. */
+static void on_nats_gap(void *ctx, const char *why)
+{
+    edge_server *s = ctx;
+    nt_log_warn(MOD, "NATS gap why=%s", why);
+    edge_item *it = calloc(1, sizeof(*it));
+    NT_ASSERT(it != NULL);
+    it->kind = ITEM_GAP;
+    inbox_push(s, it);
+}
+
 /* chat.<kind>.<id>.<event>: encode once, hand over. */
 static void on_event(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len)
 {
@@ -1445,6 +1490,7 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
         return NT_EINTERNAL;
     }
     s->thread_started = true;
+    nt_nats_on_gap(nc, on_nats_gap, s);
     nt_log_info(MOD, "listening port=%d path=%s", o->port, SOCKET_PATH);
     *out = s;
     return NT_OK;
@@ -1455,6 +1501,7 @@ void edge_server_stop(edge_server *s)
     if (s == NULL)
         return;
     if (s->thread_started) {
+        nt_nats_on_gap(s->nc, NULL, NULL);
         atomic_store(&s->stop_asked, true);
         lws_cancel_service(s->ctx);
         pthread_join(s->thread, NULL);

@@ -180,9 +180,8 @@ export class Stack {
   async boot() {
     const natsPort = await freePort();
     this.natsUrl = `nats://127.0.0.1:${natsPort}`;
-    this.spawnProc('nats-server', 'nats-server',
-      ['-a', '127.0.0.1', '-p', String(natsPort), '-js', '-sd', path.join(this.dir, 'nats')],
-      process.env);
+    this.natsPort = natsPort;
+    this.startNatsProc();
     await until(() => portOpen(natsPort), 10000, `nats-server on port ${natsPort}`);
 
     this.httpPort = await freePort();
@@ -238,6 +237,21 @@ export class Stack {
     const missing = '/api/rooms/01890000-0000-7000-8000-000000000000/messages';
     await until(async () => (await this.api(probe.token, 'GET', missing)).status !== 503, 20000,
       'messages to answer');
+  }
+
+  startNatsProc() {
+    this.nats = this.spawnProc('nats-server', 'nats-server',
+      ['-a', '127.0.0.1', '-p', String(this.natsPort), '-js', '-sd', path.join(this.dir, 'nats')],
+      process.env);
+    return this.nats;
+  }
+
+  // Stops nats-server and starts it again on the same port and store: every
+  // service (and the edge) loses its connection and reconnects by itself.
+  async restartNats() {
+    await this.nats.stop('SIGTERM');
+    this.startNatsProc();
+    await until(() => portOpen(this.natsPort), 10000, 'nats-server to come back');
   }
 
   startEdgeProc() {
