@@ -1476,6 +1476,7 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
     info.options = LWS_SERVER_OPTION_VALIDATE_UTF8 | LWS_SERVER_OPTION_LIBUV;
     info.fd_limit_per_thread = (unsigned)o->max_sockets + 256;
     info.count_threads = 1;
+    info.pcontext = &s->ctx;
     info.timeout_secs = 10; /* the HTTP handshake */
     s->ctx = lws_create_context(&info);
     if (s->ctx == NULL) {
@@ -1520,8 +1521,12 @@ void edge_server_stop(edge_server *s)
         lws_context_destroy(s->ctx);
     }
     if (s->loop_ready) {
-        while (uv_run(&s->loop, UV_RUN_NOWAIT) != 0)
-            ;
+        uv_run(&s->loop, UV_RUN_DEFAULT);
+        /* lws sets s->ctx to NULL (info.pcontext) once the destroy is
+         * complete; on a foreign loop the first call may only start it. */
+        if (s->ctx != NULL)
+            lws_context_destroy(s->ctx);
+        uv_run(&s->loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&s->loop) != 0)
             nt_log_warn(MOD, "event loop closed with handles left");
         s->loop_ready = false;
