@@ -62,7 +62,8 @@ if ! make --no-print-directory -j"$JOBS" bins tests-build; then
     exit 1
 fi
 echo "==== build (sanitizers)"
-if ! make --no-print-directory -j"$JOBS" SANITIZE=address,undefined build/sanitize/tests/unit; then
+if ! make --no-print-directory -j"$JOBS" SANITIZE=address,undefined build/sanitize/tests/unit \
+    bins; then
     echo "0 passed, 1 failed"
     exit 1
 fi
@@ -72,9 +73,12 @@ ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
     run_tier "unit (asan+ubsan)" build/sanitize/tests/unit --jobs "$JOBS"
 run_tier "integration" build/tests/integration --jobs 1
 
-# The client tier prints its own "client: N passed, N failed" line.
-echo "==== client (phoenix.js)"
-bash scripts/client-tests.sh 2>&1 | tee "$out"
+# The client tier runs the services built with AddressSanitizer and UBSan:
+# the edge meets real protocol traffic there, and a report in any log fails
+# its file (tests/client/stack.mjs). It prints "client: N passed, N failed".
+echo "==== client (phoenix.js, services under asan+ubsan)"
+NATTER_BIN="$ROOT/build/sanitize/bin" ASAN_OPTIONS=detect_leaks=1 \
+    UBSAN_OPTIONS=print_stacktrace=1 bash scripts/client-tests.sh 2>&1 | tee "$out"
 client_rc=${PIPESTATUS[0]}
 client_line=$(grep -E '^client: [0-9]+ passed, [0-9]+ failed$' "$out" | tail -n 1)
 if [ -z "$client_line" ]; then

@@ -315,11 +315,27 @@ export class Stack {
     this.clients.clear();
     for (const p of [...this.procs].reverse()) await p.stop('SIGTERM');
     live.delete(this);
+    // Under make test the binaries are built with AddressSanitizer and UBSan:
+    // a report in any process's log (a leak shows only at exit) fails the
+    // file, even when every assertion passed.
+    const reports = [];
+    for (const p of this.procs) {
+      let text = '';
+      try {
+        text = fs.readFileSync(p.log, 'utf8');
+      } catch {
+        continue;
+      }
+      const m = text.match(/(ERROR: (Address|Leak)Sanitizer|runtime error:)[^\n]*/);
+      if (m) reports.push(`${path.basename(p.log)}: ${m[0]}`);
+    }
+    if (reports.length > 0) process.env.KEEP = process.env.KEEP || '1';
     if (process.env.KEEP) {
       process.stderr.write(`stack: logs kept in ${this.dir}\n`);
     } else {
       fs.rmSync(this.dir, { recursive: true, force: true });
     }
+    if (reports.length > 0) throw new Error(`sanitizer reports:\n${reports.join('\n')}`);
   }
 
   // On a signal or at exit: no waiting is possible, so SIGKILL, and retry the
