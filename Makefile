@@ -4,7 +4,8 @@
 #   make            build the services and the shared library
 #   make run        start the whole system on embedded defaults
 #   make test       install what is missing, then run every test tier
-#   make bench      the send benchmark (docs/benchmarks.md)
+#   make bench      the benchmarks: message sends, then the WebSocket edge (docs/benchmarks.md)
+#   make bench-edge the WebSocket edge benchmark alone
 #   make check      static checks (format, cppcheck)
 #   make fmt        reformat the C sources in place
 #   make SANITIZE=address,undefined test-unit   build and test under sanitizers
