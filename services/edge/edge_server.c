@@ -40,6 +40,10 @@
 #define HEARTBEAT_RATE        1.0 /* per second, per socket */
 #define HEARTBEAT_BURST       10.0
 #define IDLE_SWEEP_MS         1000
+/* lws keeps a receive buffer of this size per socket for its life; a larger
+ * message arrives in pieces, which receive() gathers. 1 KiB holds a typical
+ * frame; lws's default (4 KiB) would be most of an idle socket's memory. */
+#define RX_CHUNK 1024
 
 typedef struct edge_topic edge_topic;
 typedef struct edge_conn edge_conn;
@@ -1380,7 +1384,7 @@ static const struct lws_protocols protocols[] = {
     /* One protocol for HTTP and WebSocket alike, named as phoenix.js's
      * optional subprotocol offer needs (PHOENIX.md §1); clients offering
      * none get it too, being the first. */
-    {"phoenix", callback, sizeof(edge_pss), 0, 0, NULL, 0},
+    {"phoenix", callback, sizeof(edge_pss), RX_CHUNK, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
