@@ -95,6 +95,7 @@ struct edge_conn {
     uint32_t refused_in_row; /* frames refused by the budget since the last one taken */
     int64_t last_rx_ms;      /* for the idle sweep */
     int close_code;          /* non-zero: close with it at the next chance */
+    bool close_sent;         /* the close frame is out; waiting for the client's */
     const char *close_reason;
 };
 
@@ -1206,18 +1207,27 @@ static int receive(edge_server *s, struct lws *wsi, edge_conn *c, const char *in
 static int writeable(struct lws *wsi, edge_conn *c)
 {
     if (c->close_code != 0) {
-        /* The close frame is written here, then the connection dropped:
-         * lws_close_reason plus return -1 loses the frame on the libuv loop
-         * (lws 4.1.6), and a client must see the code to know it may
-         * reconnect. The reason is at most 123 bytes (RFC 6455). */
+        if (c->close_sent)
+            return 0;
+        /* The close frame is written here: lws_close_reason plus return -1
+         * loses it on the libuv loop (lws 4.1.6), and a client must see the
+         * code to know it may reconnect. The connection is not dropped yet:
+         * closing it with the client's frames still unread would send a
+         * reset that can destroy the close frame on its way. The client
+         * answers with its own close, which ends the connection; one that
+         * does not is cut by the grace timeout set in conn_close. The
+         * reason is at most 123 bytes (RFC 6455). */
         const char *r = c->close_reason != NULL ? c->close_reason : "";
         size_t rl = strlen(r) < 120 ? strlen(r) : 120;
         unsigned char frame[LWS_PRE + 2 + 120];
         frame[LWS_PRE] = (unsigned char)((c->close_code >> 8) & 0xff);
         frame[LWS_PRE + 1] = (unsigned char)(c->close_code & 0xff);
         memcpy(frame + LWS_PRE + 2, r, rl);
-        lws_write(wsi, frame + LWS_PRE, 2 + rl, (enum lws_write_protocol)WS_OPCODE_CLOSE_WRITE);
-        return -1;
+        c->close_sent = true;
+        if (lws_write(wsi, frame + LWS_PRE, 2 + rl,
+                      (enum lws_write_protocol)WS_OPCODE_CLOSE_WRITE) < 0)
+            return -1;
+        return 0;
     }
     edge_msg *m = edge_outq_peek(&c->out);
     if (m == NULL)
