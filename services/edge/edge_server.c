@@ -48,6 +48,19 @@
 typedef struct edge_topic edge_topic;
 typedef struct edge_conn edge_conn;
 typedef struct edge_member edge_member;
+typedef struct edge_typist edge_typist;
+
+/* A user typing in a room, over all of that user's sockets on this edge:
+ * the debounce and the automatic stop are per user and room. */
+struct edge_typist {
+    edge_topic *topic;
+    char user_id[128];
+    char username[EDGE_USERNAME_MAX];
+    int64_t last_start, until;
+    uint32_t sockets;           /* members of the user typing in the topic */
+    edge_typist *tnext;         /* the topic's typists */
+    edge_typist *snext, *sprev; /* every typist, for the sweep */
+};
 
 /* One joined channel of one socket (the edge_chan's data). */
 struct edge_member {
@@ -65,9 +78,7 @@ struct edge_member {
     int catchup_sent;
     bool detached; /* replaced by a newer join of the topic: receives nothing */
     /* Typing. */
-    bool typing;
-    int64_t typing_last_start, typing_until;
-    edge_member *tnext, *tprev; /* the server's list of typing members */
+    bool typing; /* counted in its user's typist of the topic */
 };
 
 struct edge_topic {
@@ -75,6 +86,7 @@ struct edge_topic {
     edge_member **members;
     uint32_t n, cap;
     uint32_t pending; /* joins waiting for authorisation: subscribed already */
+    edge_typist *typists;
     nt_sub *sub;
     uint64_t tag; /* the subscription's, to drop events of an earlier one */
     edge_topic *hnext;
@@ -171,7 +183,7 @@ struct edge_server {
     size_t nbuckets, ntopics;
     uint64_t next_tag;
 
-    edge_member *typing_head;
+    edge_typist *typists; /* every typist, for the automatic stop */
     int64_t last_sweep_ms;
 
     /* The socket being upgraded: its verified user, from CONFIRM_UPGRADE to
@@ -454,15 +466,15 @@ static const char *room_id_of(const char *topic)
     return strncmp(topic, "room:", 5) == 0 ? topic + 5 : NULL;
 }
 
-static void typing_publish(edge_server *s, edge_member *m, bool typing)
+static void typing_publish(edge_server *s, const edge_typist *ty, bool typing)
 {
-    const char *room = room_id_of(m->topic->name);
+    const char *room = room_id_of(ty->topic->name);
     if (room == NULL)
         return;
     nt_buf b;
     nt_buf_init(&b, 1024);
-    edge_conn *c = m->conn;
-    if (edge_codec_typing(c->user_id, c->username[0] ? c->username : NULL, typing, &b) == NT_OK) {
+    if (edge_codec_typing(ty->user_id, ty->username[0] ? ty->username : NULL, typing, &b) ==
+        NT_OK) {
         char subject[EDGE_TOPIC_MAX + 48];
         snprintf(subject, sizeof(subject), "chat.room.%s.typing_indicator", room);
         nt_status st = nt_nats_publish(s->nc, subject, b.data, b.len);
@@ -472,41 +484,79 @@ static void typing_publish(edge_server *s, edge_member *m, bool typing)
     nt_buf_free(&b);
 }
 
-static void typing_unlink(edge_server *s, edge_member *m)
+static edge_typist *typist_find(edge_topic *t, const char *user_id)
 {
-    if (m->tprev != NULL)
-        m->tprev->tnext = m->tnext;
-    else if (s->typing_head == m)
-        s->typing_head = m->tnext;
-    if (m->tnext != NULL)
-        m->tnext->tprev = m->tprev;
-    m->tnext = m->tprev = NULL;
+    for (edge_typist *ty = t->typists; ty != NULL; ty = ty->tnext)
+        if (strcmp(ty->user_id, user_id) == 0)
+            return ty;
+    return NULL;
+}
+
+/* Ends ty: publishes the stop, clears its members' flags, frees it. */
+static void typist_end(edge_server *s, edge_typist *ty)
+{
+    edge_topic *t = ty->topic;
+    typing_publish(s, ty, false);
+    for (uint32_t i = 0; i < t->n && ty->sockets > 0; i++) {
+        edge_member *x = t->members[i];
+        if (x->typing && strcmp(x->conn->user_id, ty->user_id) == 0) {
+            x->typing = false;
+            ty->sockets--;
+        }
+    }
+    edge_typist **pp = &t->typists;
+    while (*pp != ty)
+        pp = &(*pp)->tnext;
+    *pp = ty->tnext;
+    if (ty->sprev != NULL)
+        ty->sprev->snext = ty->snext;
+    else
+        s->typists = ty->snext;
+    if (ty->snext != NULL)
+        ty->snext->sprev = ty->sprev;
+    free(ty);
 }
 
 static void typing_start(edge_server *s, edge_member *m, int64_t now)
 {
-    if (!m->typing || now - m->typing_last_start >= s->o.typing_debounce_ms) {
-        typing_publish(s, m, true);
-        m->typing_last_start = now;
+    edge_conn *c = m->conn;
+    edge_typist *ty = typist_find(m->topic, c->user_id);
+    bool fresh = ty == NULL;
+    if (fresh) {
+        ty = calloc(1, sizeof(*ty));
+        NT_ASSERT(ty != NULL);
+        ty->topic = m->topic;
+        snprintf(ty->user_id, sizeof(ty->user_id), "%s", c->user_id);
+        ty->tnext = m->topic->typists;
+        m->topic->typists = ty;
+        ty->snext = s->typists;
+        if (s->typists != NULL)
+            s->typists->sprev = ty;
+        s->typists = ty;
     }
+    if (ty->username[0] == '\0' && c->username[0] != '\0')
+        snprintf(ty->username, sizeof(ty->username), "%s", c->username);
     if (!m->typing) {
         m->typing = true;
-        m->tnext = s->typing_head;
-        m->tprev = NULL;
-        if (s->typing_head != NULL)
-            s->typing_head->tprev = m;
-        s->typing_head = m;
+        ty->sockets++;
     }
-    m->typing_until = now + s->o.typing_timeout_ms;
+    if (fresh || now - ty->last_start >= s->o.typing_debounce_ms) {
+        typing_publish(s, ty, true);
+        ty->last_start = now;
+    }
+    ty->until = now + s->o.typing_timeout_ms;
 }
 
+/* m stops typing; its user stops when none of their sockets types on. */
 static void typing_stop(edge_server *s, edge_member *m)
 {
     if (!m->typing)
         return;
-    typing_publish(s, m, false);
+    edge_typist *ty = typist_find(m->topic, m->conn->user_id);
+    NT_ASSERT(ty != NULL && ty->sockets > 0);
     m->typing = false;
-    typing_unlink(s, m);
+    if (--ty->sockets == 0)
+        typist_end(s, ty);
 }
 
 /* ---- Joins -------------------------------------------------------------------- */
@@ -1298,12 +1348,12 @@ static void on_tick(lws_sorted_usec_list_t *sul)
 {
     edge_server *s = lws_container_of(sul, edge_server, tick);
     int64_t now = nt_clock_mono_ms();
-    edge_member *m = s->typing_head;
-    while (m != NULL) {
-        edge_member *next = m->tnext;
-        if (now >= m->typing_until)
-            typing_stop(s, m);
-        m = next;
+    edge_typist *ty = s->typists;
+    while (ty != NULL) {
+        edge_typist *next = ty->snext;
+        if (now >= ty->until)
+            typist_end(s, ty);
+        ty = next;
     }
     if (now - s->last_sweep_ms >= IDLE_SWEEP_MS) {
         s->last_sweep_ms = now;

@@ -239,6 +239,29 @@ describe('messages and typing', () => {
       assert.ok(stop.at - t0 < 2000, `typing:false ${stop.at - t0} ms after the disconnect`);
     });
 
+    it('is per user and room: two tabs of one user start once and stop when both stop', T,
+      async () => {
+        const tab2 = await s.connect(alice.token);
+        const { topic, a, b } = await pair();
+        const a2 = tab2.channel(topic, {});
+        assert.equal((await joinReply(a2)).status, 'ok');
+        a.ch.push('typing_start', {});
+        await until(() => typing(b, alice.user_id).length >= 1, 3000, 'typing:true');
+        a2.push('typing_start', {}); // the second tab, within the debounce
+        await sleep(800);
+        assert.equal(typing(b, alice.user_id).length, 1, 'the second tab announced again');
+        a.ch.push('typing_stop', {}); // one tab stops; the user still types in the other
+        await sleep(800);
+        assert.equal(typing(b, alice.user_id).length, 1, 'a stop while another tab types');
+        a2.push('typing_stop', {});
+        await until(() => typing(b, alice.user_id).length >= 2, 2000, 'typing:false');
+        assert.equal(typing(b, alice.user_id)[1].payload.typing, false);
+        // The payload is exactly the schema's (json/event-typing-indicator).
+        assert.deepEqual(Object.keys(typing(b, alice.user_id)[1].payload).sort(),
+          ['typing', 'user_id', 'username']);
+        tab2.disconnect();
+      });
+
     it('typing in one room is not announced in another', T, async () => {
       const one = await pair();
       const two = await pair();
