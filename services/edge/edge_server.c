@@ -44,6 +44,9 @@
  * message arrives in pieces, which receive() gathers. 1 KiB holds a typical
  * frame; lws's default (4 KiB) would be most of an idle socket's memory. */
 #define RX_CHUNK 1024
+/* Events waiting for the service thread, at most (each a frame shared by a
+ * topic's sockets); past it the edge is far behind and drops them. */
+#define INBOX_EVENTS_MAX 100000
 
 typedef struct edge_topic edge_topic;
 typedef struct edge_conn edge_conn;
@@ -172,7 +175,9 @@ struct edge_server {
 
     pthread_mutex_t inbox_mu;
     edge_item *inbox_head, *inbox_tail;
-    bool inbox_closed; /* the lws context is going: items are dropped */
+    bool inbox_closed;   /* the lws context is going: items are dropped */
+    size_t inbox_events; /* room and user events waiting */
+    bool inbox_overflow; /* events were dropped: every join must start again */
 
     /* Sockets by id: slot in the low 32 bits, generation in the high. */
     edge_conn **slots;
@@ -212,6 +217,18 @@ static void inbox_push(edge_server *s, edge_item *it)
         free_item(it);
         return;
     }
+    if (it->kind == ITEM_EVENT) {
+        /* A service thread this far behind must not grow without bound:
+         * the event is dropped, and every join is told to start again
+         * (replies are never dropped: joins count on theirs). */
+        if (s->inbox_events >= INBOX_EVENTS_MAX) {
+            s->inbox_overflow = true;
+            pthread_mutex_unlock(&s->inbox_mu);
+            free_item(it);
+            return;
+        }
+        s->inbox_events++;
+    }
     it->next = NULL;
     bool was_empty = s->inbox_head == NULL;
     if (s->inbox_tail != NULL)
@@ -226,11 +243,16 @@ static void inbox_push(edge_server *s, edge_item *it)
     pthread_mutex_unlock(&s->inbox_mu);
 }
 
-static edge_item *inbox_take_all(edge_server *s)
+/* Takes every waiting item; *overflow says whether events were dropped
+ * since the last take. */
+static edge_item *inbox_take_all(edge_server *s, bool *overflow)
 {
     pthread_mutex_lock(&s->inbox_mu);
     edge_item *it = s->inbox_head;
     s->inbox_head = s->inbox_tail = NULL;
+    s->inbox_events = 0;
+    *overflow = s->inbox_overflow;
+    s->inbox_overflow = false;
     pthread_mutex_unlock(&s->inbox_mu);
     return it;
 }
@@ -798,7 +820,8 @@ static void on_gap(edge_server *s)
 
 static void process_inbox(edge_server *s)
 {
-    edge_item *it = inbox_take_all(s);
+    bool overflow = false;
+    edge_item *it = inbox_take_all(s, &overflow);
     while (it != NULL) {
         edge_item *next = it->next;
         switch (it->kind) {
@@ -830,6 +853,11 @@ static void process_inbox(edge_server *s)
         }
         free_item(it);
         it = next;
+    }
+    if (overflow) {
+        nt_log_warn(MOD, "events dropped: the service thread fell %d events behind",
+                    INBOX_EVENTS_MAX);
+        on_gap(s);
     }
 }
 
@@ -1595,7 +1623,8 @@ void edge_server_stop(edge_server *s)
             nt_log_warn(MOD, "event loop closed with handles left");
         s->loop_ready = false;
     }
-    edge_item *it = inbox_take_all(s);
+    bool overflow = false;
+    edge_item *it = inbox_take_all(s, &overflow);
     while (it != NULL) {
         edge_item *next = it->next;
         free_item(it);
