@@ -637,6 +637,14 @@ static void send_history_request(edge_server *s, edge_member *m, const char *aft
 static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const char *reason)
 {
     edge_conn *c = m->conn;
+    if (c->out.bytes + m->held.bytes > s->o.max_queue_bytes) {
+        /* The last page and the held frames do not fit together: the held
+         * ones go, and the client pages them over REST instead. */
+        edge_outq_free(&m->held);
+        if (!truncated)
+            reason = "too_many";
+        truncated = true;
+    }
     if (truncated) {
         /* The client pages the rest over REST from this position. */
         char payload[160];
@@ -733,7 +741,7 @@ static void on_history_item(edge_server *s, edge_item *it)
     if (c == NULL)
         return;
     edge_member *m = member_of(c, it->topic);
-    if (m == NULL || strcmp(m->join_ref, it->join_ref) != 0 || !m->holding)
+    if (m == NULL || strcmp(m->join_ref, it->join_ref) != 0 || !m->holding || m->detached)
         return;
     if (it->st != NT_OK || it->resp.http != 200) {
         nt_log_warn(MOD, "catch-up failed topic=%s err=\"%s\" http=%d", it->topic,
@@ -761,7 +769,7 @@ static void on_history_item(edge_server *s, edge_item *it)
     m->catchup_sent += (int)n;
     if (last[0] != '\0')
         snprintf(m->caught_up_to, sizeof(m->caught_up_to), "%s", last);
-    if (more && m->catchup_sent < s->o.catchup_max)
+    if (more && n > 0 && m->catchup_sent < s->o.catchup_max)
         send_history_request(s, m, m->caught_up_to);
     else
         catchup_finish(s, m, more, "too_many");
@@ -776,7 +784,12 @@ static void on_event_item(edge_server *s, edge_item *it)
         edge_member *m = t->members[i];
         if (m->detached || already_sent(m, it->msg))
             continue;
-        if (m->holding && !edge_outq_push(&m->held, it->msg, s->o.max_queue_bytes)) {
+        /* Held and queued frames together stay under the socket's cap, so
+         * that releasing the held ones later cannot overflow it. */
+        size_t room_left = m->conn->out.bytes < s->o.max_queue_bytes
+                               ? s->o.max_queue_bytes - m->conn->out.bytes
+                               : 0;
+        if (m->holding && !edge_outq_push(&m->held, it->msg, room_left)) {
             /* History is slow, not the client: give up the catch-up (the
              * client pages the gap over REST) rather than the socket. */
             edge_outq_free(&m->held);
@@ -806,11 +819,15 @@ static void on_gap(edge_server *s)
                 k++;
                 continue;
             }
-            char topic[EDGE_TOPIC_MAX + 1], jr[EDGE_REF_MAX + 1];
+            char topic[EDGE_TOPIC_MAX + 1], jr[EDGE_REF_MAX + 1], pending[EDGE_REF_MAX + 1];
             snprintf(topic, sizeof(topic), "%s", ch->topic);
             snprintf(jr, sizeof(jr), "%s", ch->joined_ref);
+            snprintf(pending, sizeof(pending), "%s", ch->pending_ref);
             send_push(s, c, jr, jr, topic, "phx_error", "{\"reason\":\"events_interrupted\"}");
             member_release(s, edge_chans_remove(&c->chans, topic));
+            /* A rejoin already waiting for rooms stays: its answer comes. */
+            if (pending[0] != '\0')
+                edge_chans_join_begin(&c->chans, topic, pending);
             n++;
             k = 0; /* the table may have moved */
         }
@@ -1452,6 +1469,10 @@ static int callback(struct lws *wsi, enum lws_callback_reasons reason, void *use
         free(pss->http_body);
         pss->http_body = NULL;
         return lws_http_transaction_completed(wsi) ? -1 : 0;
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        /* The client answers the close frame the edge wrote itself: end the
+         * connection without lws echoing a second close. */
+        return pss != NULL && pss->conn != NULL && pss->conn->close_sent ? -1 : 0;
     case LWS_CALLBACK_WSI_DESTROY:
         if (s->pending_wsi == wsi)
             s->pending_wsi = NULL;
@@ -1604,6 +1625,14 @@ void edge_server_stop(edge_server *s)
     pthread_mutex_lock(&s->inbox_mu);
     s->inbox_closed = true;
     pthread_mutex_unlock(&s->inbox_mu);
+    /* What the requester answered on its way out is not processed: a wake-up
+     * serviced during the destroy below must find nothing to do. */
+    bool dropped = false;
+    for (edge_item *it = inbox_take_all(s, &dropped); it != NULL;) {
+        edge_item *next = it->next;
+        free_item(it);
+        it = next;
+    }
     if (s->ctx != NULL) {
         lws_sul_cancel(&s->tick);
         /* Closing the remaining sockets runs CLOSED for each, which frees
