@@ -50,6 +50,13 @@ if [ ! -d "$DIR/node_modules" ] || [ "$DIR/package-lock.json" -nt "$DIR/node_mod
         echo "client-tests: npm is needed to install the client packages" >&2
         exit 1
     fi
+    # npm trusts only its own CA list unless told otherwise; a machine whose
+    # registry traffic passes a TLS proxy has that proxy's CA in the system
+    # store, so npm is pointed at it unless a CA file is configured already.
+    if [ -z "${npm_config_cafile:-}" ] && [ -z "${NODE_EXTRA_CA_CERTS:-}" ] &&
+        [ -r /etc/ssl/certs/ca-certificates.crt ]; then
+        export npm_config_cafile=/etc/ssl/certs/ca-certificates.crt
+    fi
     if ! (cd "$DIR" && npm ci --no-audit --no-fund --loglevel=error); then
         echo "client-tests: npm ci failed" >&2
         exit 1
