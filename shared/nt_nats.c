@@ -530,9 +530,6 @@ struct __natsConnection *nt_nats_raw(nt_nats *nc)
     return nc->conn;
 }
 
-/* ---- Service ----------------------------------------------------------------- */
-
-enum { VERB_PING, VERB_INFO, VERB_STATS, VERB__COUNT };
 /* ---- Event subscriptions ------------------------------------------------- */
 
 struct nt_sub {
@@ -599,6 +596,9 @@ void nt_sub_destroy(nt_sub *s)
     natsSubscription_Destroy(ns);
 }
 
+/* ---- Service ----------------------------------------------------------------- */
+
+enum { VERB_PING, VERB_INFO, VERB_STATS, VERB__COUNT };
 static const char *const verb_names[VERB__COUNT] = {"PING", "INFO", "STATS"};
 
 typedef struct {
