@@ -1370,3 +1370,85 @@ Test(nt_nats, kv_open_without_jetstream_is_unavailable)
     cr_assert_null(kv);
     nt_nats_destroy(nc);
 }
+
+/* ---- Event subscriptions and gaps ---------------------------------------------- */
+
+typedef struct {
+    atomic_int count;
+    atomic_int gaps;
+    atomic_ullong last_tag;
+    char last_subject[128];
+    char last_data[64];
+} seen;
+
+static void on_msg(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len)
+{
+    seen *s = ctx;
+    snprintf(s->last_subject, sizeof(s->last_subject), "%s", subject);
+    snprintf(s->last_data, sizeof(s->last_data), "%.*s", (int)len, data);
+    atomic_store(&s->last_tag, tag);
+    atomic_fetch_add(&s->count, 1);
+}
+
+static void on_gap_seen(void *ctx, const char *why)
+{
+    seen *s = ctx;
+    if (strcmp(why, "reconnected") == 0)
+        atomic_fetch_add(&s->gaps, 1);
+}
+
+static bool wait_count(atomic_int *n, int want, int ms)
+{
+    int64_t end = nt_clock_mono_ms() + ms;
+    while (atomic_load(n) < want && nt_clock_mono_ms() < end)
+        msleep(10);
+    return atomic_load(n) >= want;
+}
+
+Test(nt_nats, a_pooled_subscription_delivers_with_its_tag_until_destroyed)
+{
+    nt_nats *nc = NULL;
+    cr_assert_eq(nt_nats_connect_pooled(url, "tsub", 5000, 1, &nc), NT_OK);
+    nt_nats *pub = connect_ok("tpub");
+    seen s = {0};
+    nt_sub *sub = NULL;
+    cr_assert_eq(nt_nats_subscribe(nc, "chat.room.r1.>", on_msg, &s, 42, &sub), NT_OK);
+    nt_response r;
+    /* A round trip on the subscriber's connection makes sure the SUB is in. */
+    nt_nats_request(nc, "t.nobody", NULL, NULL, NULL, 0, 200, &r);
+    cr_assert_eq(nt_nats_publish(pub, "chat.room.r1.message_received", "{\"a\":1}", 7), NT_OK);
+    cr_assert_eq(nt_nats_publish(pub, "chat.room.r2.message_received", "{\"b\":2}", 7), NT_OK);
+    cr_assert(wait_count(&s.count, 1, 3000), "nothing delivered");
+    msleep(200);
+    cr_assert_eq(atomic_load(&s.count), 1, "another room's event was delivered");
+    cr_assert_str_eq(s.last_subject, "chat.room.r1.message_received");
+    cr_assert_str_eq(s.last_data, "{\"a\":1}");
+    cr_assert_eq(atomic_load(&s.last_tag), 42);
+
+    nt_sub_destroy(sub);
+    nt_nats_request(nc, "t.nobody", NULL, NULL, NULL, 0, 200, &r);
+    cr_assert_eq(nt_nats_publish(pub, "chat.room.r1.message_received", "{\"a\":2}", 7), NT_OK);
+    msleep(300);
+    cr_assert_eq(atomic_load(&s.count), 1, "delivered after destroy");
+    cr_assert_eq(nt_nats_subscribe(nc, "", on_msg, &s, 1, &sub), NT_EINVAL);
+    nt_nats_drain(nc, 2000);
+    nt_nats_destroy(nc);
+    nt_nats_drain(pub, 2000);
+    nt_nats_destroy(pub);
+}
+
+Test(nt_nats, a_reconnect_is_reported_as_a_gap)
+{
+    int port = url_port(url);
+    nt_nats *nc = connect_ok("tgap");
+    seen s = {0};
+    nt_nats_on_gap(nc, on_gap_seen, &s);
+    h_kill(h_nats_proc(), SIGKILL);
+    msleep(300);
+    cr_assert_eq(atomic_load(&s.gaps), 0, "a gap before the reconnect");
+    start_server_on(port);
+    cr_assert(wait_count(&s.gaps, 1, 10000), "no gap reported after the reconnect");
+    nt_nats_on_gap(nc, NULL, NULL);
+    nt_nats_drain(nc, 2000);
+    nt_nats_destroy(nc);
+}
