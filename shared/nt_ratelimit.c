@@ -6,7 +6,8 @@
  * A bucket is kept as the time it was (or would have been) empty, in integer
  * microseconds (the GCRA form of a token bucket), so refills never accumulate
  * rounding error and a take at now + retry_after always succeeds. The time
- * per token is 1/rate rounded to the microsecond.
+ * per token is 1/rate rounded to the microsecond. nt_bucket_take is that step
+ * alone; the table here and the edge's per-socket budgets both use it.
  *
  * Keys longer than NT_RATELIMIT_KEY_MAX bytes are not truncated blindly: such
  * a key is stored as its first NT_RATELIMIT_KEY_MAX - 16 bytes plus the 64-bit
@@ -45,8 +46,7 @@ typedef struct bucket {
 
 struct nt_ratelimit {
     pthread_mutex_t mu;
-    int64_t interval_us; /* time for one token */
-    int64_t burst_us;    /* time to refill from empty to burst */
+    nt_bucket_rate rate;
     size_t max_keys;
     uint64_t seed;
 
@@ -143,7 +143,7 @@ static bool is_full(const bucket *b, int64_t now_us)
 static void set_empty(nt_ratelimit *rl, bucket *b, int64_t empty_us)
 {
     b->empty_us = empty_us;
-    b->full_at_us = empty_us + rl->burst_us;
+    b->full_at_us = empty_us + rl->rate.burst_us;
 }
 
 static void remove_bucket(nt_ratelimit *rl, bucket *b)
@@ -197,24 +197,64 @@ static void evict(nt_ratelimit *rl, int64_t now_us)
         remove_bucket(rl, rl->lru_tail);
 }
 
-nt_status nt_ratelimit_create(double rate, double burst, size_t max_keys, nt_ratelimit **out)
+/* Saturates so that microseconds cannot overflow (±73,000 years). */
+static int64_t clamp_ms(int64_t now_ms)
 {
-    NT_ASSERT(out != NULL);
+    if (now_ms > NOW_MS_MAX)
+        return NOW_MS_MAX;
+    if (now_ms < -NOW_MS_MAX)
+        return -NOW_MS_MAX;
+    return now_ms;
+}
+
+nt_status nt_bucket_rate_make(double rate, double burst, nt_bucket_rate *out)
+{
     /* Below one token in about eleven days a limit is a ban, and above a
      * million a second the microsecond clock cannot tell tokens apart. */
-    if (!isfinite(rate) || rate < 1e-6 || rate > 1e6 || !isfinite(burst) || burst < 1 ||
-        max_keys == 0 || max_keys > SIZE_MAX / 4 / sizeof(bucket *))
+    if (!isfinite(rate) || rate < 1e-6 || rate > 1e6 || !isfinite(burst) || burst < 1)
         return NT_EINVAL;
     double burst_us = burst * 1e6 / rate;
     if (burst_us > BURST_US_MAX)
+        return NT_EINVAL;
+    out->interval_us = llround(1e6 / rate);
+    out->burst_us = llround(burst_us);
+    NT_ASSERT(out->interval_us >= 1 && out->burst_us >= out->interval_us);
+    return NT_OK;
+}
+
+bool nt_bucket_take(const nt_bucket_rate *r, int64_t *empty_us, int64_t now_ms,
+                    int64_t *retry_after_ms)
+{
+    int64_t now_us = clamp_ms(now_ms) * 1000;
+    /* Tokens beyond burst are not kept: a full bucket empties from now. */
+    int64_t base = *empty_us > now_us - r->burst_us ? *empty_us : now_us - r->burst_us;
+    if (now_us - base >= r->interval_us) {
+        *empty_us = base + r->interval_us;
+        return true;
+    }
+    if (retry_after_ms != NULL) {
+        /* Exact in integers: a take at now + retry finds its token. A
+         * refusal changes nothing, and a clock that ran backwards finds
+         * fewer tokens, never more. */
+        int64_t wait_us = base + r->interval_us - now_us;
+        int64_t ms = (wait_us + 999) / 1000;
+        *retry_after_ms = ms < 1 ? 1 : ms;
+    }
+    return false;
+}
+
+nt_status nt_ratelimit_create(double rate, double burst, size_t max_keys, nt_ratelimit **out)
+{
+    NT_ASSERT(out != NULL);
+    nt_bucket_rate r;
+    if (max_keys == 0 || max_keys > SIZE_MAX / 4 / sizeof(bucket *) ||
+        nt_bucket_rate_make(rate, burst, &r) != NT_OK)
         return NT_EINVAL;
 
     nt_ratelimit *rl = calloc(1, sizeof *rl);
     NT_ASSERT(rl != NULL);
     NT_ASSERT(pthread_mutex_init(&rl->mu, NULL) == 0);
-    rl->interval_us = llround(1e6 / rate);
-    rl->burst_us = llround(burst_us);
-    NT_ASSERT(rl->interval_us >= 1 && rl->burst_us >= rl->interval_us);
+    rl->rate = r;
     rl->max_keys = max_keys;
     /* A per-table seed makes chains harder to predict for whoever picks keys. */
     uint64_t seed = 0;
@@ -250,12 +290,7 @@ bool nt_ratelimit_take(nt_ratelimit *rl, const char *key, int64_t now_ms, int64_
     }
     uint64_t h = fnv1a(rl->seed, kbuf, klen) ^ (uint64_t)hashed;
 
-    /* Saturate so that microseconds cannot overflow (±73,000 years). */
-    if (now_ms > NOW_MS_MAX)
-        now_ms = NOW_MS_MAX;
-    if (now_ms < -NOW_MS_MAX)
-        now_ms = -NOW_MS_MAX;
-    int64_t now_us = now_ms * 1000;
+    int64_t now_us = clamp_ms(now_ms) * 1000;
 
     NT_ASSERT(pthread_mutex_lock(&rl->mu) == 0);
     bucket *b = rl->table[h & (rl->nslots - 1)];
@@ -279,26 +314,20 @@ bool nt_ratelimit_take(nt_ratelimit *rl, const char *key, int64_t now_ms, int64_
         b->chain = rl->table[slot];
         rl->table[slot] = b;
         /* A new key starts full and takes one token. */
-        set_empty(rl, b, now_us - rl->burst_us + rl->interval_us);
+        int64_t empty = NT_BUCKET_FULL;
+        ok = nt_bucket_take(&rl->rate, &empty, now_ms, retry_after_ms);
+        NT_ASSERT(ok);
+        set_empty(rl, b, empty);
         heap_set(rl, rl->count, b);
         rl->count++;
         heap_up(rl, b->heap_i);
         lru_push_front(rl, b);
-        ok = true;
     } else {
-        /* Tokens beyond burst are not kept: a full bucket empties from now. */
-        int64_t base = b->empty_us > now_us - rl->burst_us ? b->empty_us : now_us - rl->burst_us;
-        ok = now_us - base >= rl->interval_us;
+        int64_t empty = b->empty_us;
+        ok = nt_bucket_take(&rl->rate, &empty, now_ms, retry_after_ms);
         if (ok) {
-            set_empty(rl, b, base + rl->interval_us);
+            set_empty(rl, b, empty);
             heap_down(rl, b->heap_i); /* full_at only moves later */
-        } else if (retry_after_ms != NULL) {
-            /* Exact in integers: a take at now + retry finds its token. A
-             * refusal changes nothing, and a clock that ran backwards finds
-             * fewer tokens, never more. */
-            int64_t wait_us = base + rl->interval_us - now_us;
-            int64_t ms = (wait_us + 999) / 1000;
-            *retry_after_ms = ms < 1 ? 1 : ms;
         }
         lru_unlink(rl, b);
         lru_push_front(rl, b);

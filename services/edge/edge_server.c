@@ -14,6 +14,7 @@
 #include "nt_clock.h"
 #include "nt_id.h"
 #include "nt_log.h"
+#include "nt_ratelimit.h"
 
 /* uv.h first: lws's libuv declarations need it (LIBRARIES.md §3). */
 #include <uv.h>
@@ -102,15 +103,13 @@ struct edge_conn {
     char username[EDGE_USERNAME_MAX]; /* "" until auth answers */
     edge_chans chans;
     edge_outq out;
-    nt_buf rx; /* a message arriving in several pieces */
-    double tokens;
-    int64_t tokens_ms;
-    double hb_tokens; /* heartbeats have their own small budget */
-    int64_t hb_tokens_ms;
-    uint32_t refused_in_row; /* frames refused by the budget since the last one taken */
-    int64_t last_rx_ms;      /* for the idle sweep */
-    int close_code;          /* non-zero: close with it at the next chance */
-    bool close_sent;         /* the close frame is out; waiting for the client's */
+    nt_buf rx;                /* a message arriving in several pieces */
+    int64_t frame_budget;     /* an nt_bucket at the server's frame rate */
+    int64_t heartbeat_budget; /* heartbeats have their own, small one */
+    uint32_t refused_in_row;  /* frames refused by the budget since the last one taken */
+    int64_t last_rx_ms;       /* for the idle sweep */
+    int close_code;           /* non-zero: close with it at the next chance */
+    bool close_sent;          /* the close frame is out; waiting for the client's */
     const char *close_reason;
 };
 
@@ -188,7 +187,8 @@ struct edge_server {
     size_t nbuckets, ntopics;
     uint64_t next_tag;
 
-    edge_typist *typists; /* every typist, for the automatic stop */
+    edge_typist *typists;                      /* every typist, for the automatic stop */
+    nt_bucket_rate frame_rate, heartbeat_rate; /* the sockets' budgets */
     int64_t last_sweep_ms;
 
     /* The socket being upgraded: its verified user, from CONFIRM_UPGRADE to
@@ -939,23 +939,6 @@ static nt_status request(edge_server *s, edge_conn *c, const char *subject, cons
 
 /* ---- Client frames ------------------------------------------------------------ */
 
-/* A token bucket: true when a token was taken; else *retry_ms says when one
- * will be there. */
-static bool take_token(double *tokens, int64_t *at, double rate, double burst, int64_t now,
-                       int64_t *retry_ms)
-{
-    *tokens += (double)(now - *at) * rate / 1000.0;
-    if (*tokens > burst)
-        *tokens = burst;
-    *at = now;
-    if (*tokens >= 1.0) {
-        *tokens -= 1.0;
-        return true;
-    }
-    *retry_ms = (int64_t)((1.0 - *tokens) * 1000.0 / rate) + 1;
-    return false;
-}
-
 static void handle_join(edge_server *s, edge_conn *c, const edge_frame *f)
 {
     const char *jr = f->has_ref ? f->ref : NULL;
@@ -1096,8 +1079,7 @@ static void handle_message(edge_server *s, edge_conn *c, const char *data, size_
         /* Always answered, first, before any channel work (PHOENIX.md §3),
          * from a budget of their own: phoenix.js sends one per 30 s, so a
          * socket that floods them is not a client and is closed. */
-        if (!take_token(&c->hb_tokens, &c->hb_tokens_ms, HEARTBEAT_RATE, HEARTBEAT_BURST, now,
-                        &retry)) {
+        if (!nt_bucket_take(&s->heartbeat_rate, &c->heartbeat_budget, now, &retry)) {
             conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "heartbeat flood");
             goto out;
         }
@@ -1107,7 +1089,7 @@ static void handle_message(edge_server *s, edge_conn *c, const char *data, size_
     /* Every other frame, stale ones too, costs a token. A refused frame is
      * answered rate_limited; a socket that goes on sending into a refusal
      * for a whole burst is closed. */
-    if (!take_token(&c->tokens, &c->tokens_ms, s->o.frame_rate, s->o.frame_burst, now, &retry)) {
+    if (!nt_bucket_take(&s->frame_rate, &c->frame_budget, now, &retry)) {
         if (++c->refused_in_row > (uint32_t)s->o.frame_burst) {
             conn_close(c, LWS_CLOSE_STATUS_POLICY_VIOLATION, "too many frames");
             goto out;
@@ -1247,11 +1229,9 @@ static int established(edge_server *s, struct lws *wsi, edge_pss *pss)
     edge_chans_init(&c->chans);
     edge_outq_init(&c->out);
     nt_buf_init(&c->rx, s->o.max_message);
-    c->tokens = s->o.frame_burst;
-    c->tokens_ms = nt_clock_mono_ms();
-    c->hb_tokens = HEARTBEAT_BURST;
-    c->hb_tokens_ms = c->tokens_ms;
-    c->last_rx_ms = c->tokens_ms;
+    c->frame_budget = NT_BUCKET_FULL;
+    c->heartbeat_budget = NT_BUCKET_FULL;
+    c->last_rx_ms = nt_clock_mono_ms();
     conn_register(s, c);
     s->nconns++;
     pss->conn = c;
@@ -1560,6 +1540,11 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
     s->nc = nc;
     s->verifier = verifier;
     NT_ASSERT(pthread_mutex_init(&s->inbox_mu, NULL) == 0);
+    /* The configuration's bounds (edge_config.c) make both rates valid. */
+    nt_status rates = nt_bucket_rate_make(o->frame_rate, o->frame_burst, &s->frame_rate);
+    if (rates == NT_OK)
+        rates = nt_bucket_rate_make(HEARTBEAT_RATE, HEARTBEAT_BURST, &s->heartbeat_rate);
+    NT_ASSERT(rates == NT_OK);
     s->nbuckets = 1024;
     s->buckets = calloc(s->nbuckets, sizeof(*s->buckets));
     NT_ASSERT(s->buckets != NULL);

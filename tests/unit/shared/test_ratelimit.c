@@ -376,3 +376,25 @@ Test(ratelimit, agrees_with_a_naive_model)
         nt_ratelimit_destroy(rl);
     }
 }
+
+Test(ratelimit, one_bucket_alone_gives_its_burst_then_refills_exactly)
+{
+    nt_bucket_rate r;
+    cr_assert_eq(nt_bucket_rate_make(5, 3, &r), NT_OK);
+    cr_assert_eq(r.interval_us, 200000);
+    int64_t b = NT_BUCKET_FULL, retry = 0;
+    for (int i = 0; i < 3; i++)
+        cr_assert(nt_bucket_take(&r, &b, 1000, &retry), "token %d of the burst", i);
+    int64_t before = b;
+    cr_assert_not(nt_bucket_take(&r, &b, 1000, &retry));
+    cr_assert_eq(b, before, "a refusal changes nothing");
+    cr_assert_eq(retry, 200);
+    cr_assert_not(nt_bucket_take(&r, &b, 1000 + retry - 1, NULL));
+    cr_assert(nt_bucket_take(&r, &b, 1000 + retry, NULL), "a take at now + retry succeeds");
+    /* A long pause refills to the burst, never beyond. */
+    for (int i = 0; i < 3; i++)
+        cr_assert(nt_bucket_take(&r, &b, 100000, NULL));
+    cr_assert_not(nt_bucket_take(&r, &b, 100000, NULL));
+    cr_assert_eq(nt_bucket_rate_make(0, 3, &r), NT_EINVAL);
+    cr_assert_eq(nt_bucket_rate_make(5, 0.5, &r), NT_EINVAL);
+}
