@@ -2,6 +2,7 @@
  * gateway, one or two real messages processes behind a real nats-server, a
  * nats.c subscriber watching the events, and the real SQLite file read
  * directly (read-only) to count what was stored. */
+#include "flow.h"
 #include "harness.h"
 
 #include <cjson/cJSON.h>
@@ -53,19 +54,6 @@ static void sleep_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
-static const char *fmt(char *out, size_t outlen, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static const char *fmt(char *out, size_t outlen, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(out, outlen, f, ap);
-    va_end(ap);
-    cr_assert(n >= 0 && (size_t)n < outlen, "buffer too small for %s", f);
-    return out;
-}
-
 static int cmp_str(const void *a, const void *b)
 {
     return strcmp(a, b);
@@ -73,133 +61,11 @@ static int cmp_str(const void *a, const void *b)
 
 /* ---- users ---- */
 
-typedef struct {
-    char name[64];
-    char id[128];
-    char *tok;
-} user;
-
-/* Starts the stack (extra: more "K=V", or NULL) and makes the users named in
- * (user *, name) pairs, ending with NULL. */
-static void start(const char *const *extra, ...)
-{
-    h_stack_start(&stack, extra);
-    va_list ap;
-    va_start(ap, extra);
-    for (user *u; (u = va_arg(ap, user *)) != NULL;) {
-        snprintf(u->name, sizeof(u->name), "%s", va_arg(ap, const char *));
-        u->tok = h_dev_token(&stack, u->name, u->id, sizeof(u->id));
-    }
-    va_end(ap);
-}
-
-/* Frees the users given, ending with NULL. */
-static void users_free(user *u, ...)
-{
-    va_list ap;
-    va_start(ap, u);
-    for (; u != NULL; u = va_arg(ap, user *)) {
-        free(u->tok);
-        u->tok = NULL;
-    }
-    va_end(ap);
-}
+typedef h_user user;
 
 /* ---- HTTP ---- */
 
-/* method path as tok's user; asserts the status and returns the whole parsed
- * body (the caller deletes it). */
-static cJSON *call(const char *method, const char *path, const char *tok, const char *body,
-                   long want)
-{
-    h_http r = h_api(&stack, method, path, tok, body);
-    cr_assert_eq(r.status, want, "%s %s %.300s: want %ld, got %ld %s", method, path,
-                 body != NULL ? body : "", want, r.status, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
-    h_http_free(&r);
-    return j;
-}
-
-/* A 200 exchange; returns its "data" (the caller deletes it). */
-static cJSON *ok(const char *method, const char *path, const char *tok, const char *body)
-{
-    cJSON *root = call(method, path, tok, body, 200);
-    cJSON *d = cJSON_DetachItemFromObjectCaseSensitive(root, "data");
-    cr_assert_not_null(d, "%s %s: no data", method, path);
-    cJSON_Delete(root);
-    return d;
-}
-
-/* A refused exchange: status, error code and (when needle is non-NULL) a
- * piece of the message. Returns the raw body (the caller frees). */
-static char *refused(const char *method, const char *path, const char *tok, const char *body,
-                     long want, const char *code, const char *needle)
-{
-    h_http r = h_api(&stack, method, path, tok, body);
-    cr_assert_eq(r.status, want, "%s %s %.300s: want %ld, got %ld %s", method, path,
-                 body != NULL ? body : "", want, r.status, r.body);
-    h_error_code(&r, code);
-    if (needle != NULL)
-        cr_assert(strstr(r.body, needle) != NULL, "%s %s %.300s: no \"%s\" in %s", method, path,
-                  body != NULL ? body : "", needle, r.body);
-    return r.body;
-}
-
-static void refused_free(const char *method, const char *path, const char *tok, const char *body,
-                         long want, const char *code, const char *needle)
-{
-    free(refused(method, path, tok, body, want, code, needle));
-}
-
 /* ---- JSON checks ---- */
-
-static const cJSON *field(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (v == NULL) {
-        char *s = cJSON_PrintUnformatted(o);
-        cr_assert_fail("no \"%s\" in %s", key, s);
-    }
-    return v;
-}
-
-/* want NULL means JSON null. */
-static void expect_str(const cJSON *o, const char *key, const char *want)
-{
-    const cJSON *v = field(o, key);
-    if (want == NULL) {
-        cr_assert(cJSON_IsNull(v), "\"%s\" should be null in %s", key, cJSON_PrintUnformatted(o));
-        return;
-    }
-    cr_assert(cJSON_IsString(v), "\"%s\" is not a string in %s", key, cJSON_PrintUnformatted(o));
-    cr_assert_str_eq(v->valuestring, want, "\"%s\" in %.500s", key, cJSON_PrintUnformatted(o));
-}
-
-static const char *get_str(const cJSON *o, const char *key)
-{
-    const cJSON *v = field(o, key);
-    cr_assert(cJSON_IsString(v), "\"%s\" is not a string in %s", key, cJSON_PrintUnformatted(o));
-    return v->valuestring;
-}
-
-static void expect_bool(const cJSON *o, const char *key, bool want)
-{
-    const cJSON *v = field(o, key);
-    cr_assert(cJSON_IsBool(v) && cJSON_IsTrue(v) == want, "\"%s\" should be %s in %s", key,
-              want ? "true" : "false", cJSON_PrintUnformatted(o));
-}
-
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
-static void expect_time(const cJSON *o, const char *key)
-{
-    const char *s = get_str(o, key);
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-    bool good = strlen(s) == sizeof(shape) - 1;
-    for (size_t i = 0; good && i < sizeof(shape) - 1; i++)
-        good = shape[i] == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == shape[i];
-    cr_assert(good, "\"%s\" is not an RFC 3339 ms time: %s", key, s);
-}
 
 /* A message as the schema has it: every member, of the right kind. */
 static void expect_message(const cJSON *m, const char *room, const user *author,
@@ -210,22 +76,22 @@ static void expect_message(const cJSON *m, const char *room, const user *author,
         "message_type", "client_ref", "created_at", "edited",   "edited_at",
         "deleted",      "deleted_at", "deleted_by", NULL};
     for (size_t i = 0; keys[i] != NULL; i++)
-        field(m, keys[i]);
+        h_field(m, keys[i]);
     cr_assert_eq(cJSON_GetArraySize(m), 13, "members beyond the schema's in %s",
                  cJSON_PrintUnformatted(m));
-    cr_assert_eq(strlen(get_str(m, "id")), 36, "id in %s", cJSON_PrintUnformatted(m));
-    expect_str(m, "room_id", room);
-    expect_str(m, "user_id", author->id);
-    expect_str(m, "username", author->name);
+    cr_assert_eq(strlen(h_get_str(m, "id")), 36, "id in %s", cJSON_PrintUnformatted(m));
+    h_expect_str(m, "room_id", room);
+    h_expect_str(m, "user_id", author->id);
+    h_expect_str(m, "username", author->name);
     if (content != NULL)
-        expect_str(m, "content", content);
-    expect_str(m, "message_type", type);
-    expect_time(m, "created_at");
+        h_expect_str(m, "content", content);
+    h_expect_str(m, "message_type", type);
+    h_expect_time(m, "created_at");
 }
 
 static void copy_id(const cJSON *m, char id[ID_LEN])
 {
-    const char *s = get_str(m, "id");
+    const char *s = h_get_str(m, "id");
     cr_assert_eq(strlen(s), 36, "not an id: %s", s);
     snprintf(id, ID_LEN, "%s", s);
 }
@@ -235,9 +101,9 @@ static void copy_id(const cJSON *m, char id[ID_LEN])
 static void room_create(const user *u, bool priv, char id[ID_LEN])
 {
     char body[100];
-    cJSON *d = ok(
-        "POST", "/api/rooms", u->tok,
-        fmt(body, sizeof(body), "{\"name\":\"talk\",\"is_private\":%s}", priv ? "true" : "false"));
+    cJSON *d = h_ok(&stack, "POST", "/api/rooms", u->tok,
+                    h_fmt(body, sizeof(body), "{\"name\":\"talk\",\"is_private\":%s}",
+                          priv ? "true" : "false"));
     copy_id(d, id);
     cJSON_Delete(d);
 }
@@ -245,14 +111,16 @@ static void room_create(const user *u, bool priv, char id[ID_LEN])
 static void join(const user *u, const char *room)
 {
     char path[128];
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", room), u->tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", room), u->tok, NULL));
 }
 
 static void set_role(const user *admin, const char *room, const user *who, const char *role)
 {
     char path[300], body[64];
-    cJSON_Delete(ok("PUT", fmt(path, sizeof(path), "/api/rooms/%s/members/%s", room, who->id),
-                    admin->tok, fmt(body, sizeof(body), "{\"role\":\"%s\"}", role)));
+    cJSON_Delete(h_ok(&stack, "PUT",
+                      h_fmt(path, sizeof(path), "/api/rooms/%s/members/%s", room, who->id),
+                      admin->tok, h_fmt(body, sizeof(body), "{\"role\":\"%s\"}", role)));
 }
 
 /* The JSON body of a send; ref may be NULL. The caller frees. */
@@ -269,12 +137,12 @@ static char *send_body(const char *content, const char *ref)
 
 static const char *msgs_path(char *out, size_t outlen, const char *room)
 {
-    return fmt(out, outlen, "/api/rooms/%s/messages", room);
+    return h_fmt(out, outlen, "/api/rooms/%s/messages", room);
 }
 
 static const char *msg_path(char *out, size_t outlen, const char *id)
 {
-    return fmt(out, outlen, "/api/messages/%s", id);
+    return h_fmt(out, outlen, "/api/messages/%s", id);
 }
 
 /* Sends content (with ref, or none) to room as u; returns the stored message. */
@@ -282,7 +150,7 @@ static cJSON *send_ok(const user *u, const char *room, const char *content, cons
 {
     char path[128];
     char *body = send_body(content, ref);
-    cJSON *d = ok("POST", msgs_path(path, sizeof(path), room), u->tok, body);
+    cJSON *d = h_ok(&stack, "POST", msgs_path(path, sizeof(path), room), u->tok, body);
     free(body);
     return d;
 }
@@ -299,17 +167,17 @@ static void send_id(const user *u, const char *room, const char *content, char i
 static cJSON *history(const user *u, const char *room, const char *query)
 {
     char path[300];
-    return ok("GET",
-              fmt(path, sizeof(path), "/api/rooms/%s/messages%s%s", room,
-                  query[0] != '\0' ? "?" : "", query),
-              u->tok, NULL);
+    return h_ok(&stack, "GET",
+                h_fmt(path, sizeof(path), "/api/rooms/%s/messages%s%s", room,
+                      query[0] != '\0' ? "?" : "", query),
+                u->tok, NULL);
 }
 
 /* The message with id in a history page's "messages", or NULL. */
 static const cJSON *find_id(const cJSON *page, const char *id)
 {
     const cJSON *it;
-    cJSON_ArrayForEach(it, field(page, "messages"))
+    cJSON_ArrayForEach(it, h_field(page, "messages"))
     {
         const cJSON *v = cJSON_GetObjectItemCaseSensitive(it, "id");
         if (cJSON_IsString(v) && strcmp(v->valuestring, id) == 0)
@@ -333,7 +201,7 @@ static void watch_start(watcher *w, const char *room_id)
     memset(w, 0, sizeof(*w));
     cr_assert_eq(natsConnection_ConnectTo(&w->nc, stack.nats_url), NATS_OK);
     cr_assert_eq(natsConnection_SubscribeSync(&w->sub, w->nc,
-                                              fmt(subj, sizeof(subj), "chat.room.%s.>", room_id)),
+                                              h_fmt(subj, sizeof(subj), "chat.room.%s.>", room_id)),
                  NATS_OK);
     cr_assert_eq(natsConnection_Flush(w->nc), NATS_OK);
 }
@@ -350,7 +218,7 @@ static cJSON *next_event(watcher *w, const char *room, const char *event)
 {
     char subj[160];
     natsMsg *m = NULL;
-    fmt(subj, sizeof(subj), "chat.room.%s.%s", room, event);
+    h_fmt(subj, sizeof(subj), "chat.room.%s.%s", room, event);
     natsStatus s = natsSubscription_NextMsg(&m, w->sub, EVENT_WAIT_MS);
     cr_assert_eq(s, NATS_OK, "no event within %d ms, expected %s", EVENT_WAIT_MS, subj);
     cr_assert_str_eq(natsMsg_GetSubject(m), subj, "unexpected event, payload %s",
@@ -419,7 +287,7 @@ static int srv_ask(natsConnection *nc, const char *verb, cJSON **out, int max, i
     cr_assert_eq(natsInbox_Create(&inbox), NATS_OK);
     cr_assert_eq(natsConnection_SubscribeSync(&sub, nc, inbox), NATS_OK);
     cr_assert_eq(natsConnection_PublishRequestString(
-                     nc, fmt(subj, sizeof(subj), "$SRV.%s.messages", verb), inbox, ""),
+                     nc, h_fmt(subj, sizeof(subj), "$SRV.%s.messages", verb), inbox, ""),
                  NATS_OK);
     long end = mono_ms() + wait_ms;
     while (n < max) {
@@ -483,7 +351,7 @@ static sqlite3 *db_open(void)
 {
     char path[600];
     sqlite3 *db = NULL;
-    fmt(path, sizeof(path), "%s/data/natter.db", h_tmpdir());
+    h_fmt(path, sizeof(path), "%s/data/natter.db", h_tmpdir());
     cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL), SQLITE_OK,
                  "cannot open %s", path);
     sqlite3_busy_timeout(db, 5000);
@@ -557,23 +425,23 @@ static int page_all(const user *u, const char *room, bool forward, int limit, ch
     snprintf(cursor, sizeof(cursor), "%s", ZERO_ID);
     for (;;) {
         if (forward)
-            fmt(query, sizeof(query), "after=%s&limit=%d", cursor, limit);
+            h_fmt(query, sizeof(query), "after=%s&limit=%d", cursor, limit);
         else if (pages == 0)
-            fmt(query, sizeof(query), "limit=%d", limit);
+            h_fmt(query, sizeof(query), "limit=%d", limit);
         else
-            fmt(query, sizeof(query), "before=%s&limit=%d", cursor, limit);
+            h_fmt(query, sizeof(query), "before=%s&limit=%d", cursor, limit);
         cJSON *d = history(u, room, query);
         pages++;
-        const cJSON *list = field(d, "messages");
+        const cJSON *list = h_field(d, "messages");
         int k = cJSON_GetArraySize(list);
-        const cJSON *more = field(d, "has_more");
-        const cJSON *next = field(d, "next_cursor");
+        const cJSON *more = h_field(d, "has_more");
+        const cJSON *next = h_field(d, "next_cursor");
         cr_assert(cJSON_IsBool(more), "has_more in %s", query);
         cr_assert(k <= limit, "%d messages on a page of %d", k, limit);
         if (cJSON_IsTrue(more)) {
             cr_assert_eq(k, limit, "%s: has_more with a short page of %d", query, k);
             const cJSON *edge = cJSON_GetArrayItem(list, forward ? k - 1 : 0);
-            expect_str(d, "next_cursor", get_str(edge, "id"));
+            h_expect_str(d, "next_cursor", h_get_str(edge, "id"));
         } else {
             cr_assert(cJSON_IsNull(next), "%s: next_cursor without has_more", query);
         }
@@ -582,12 +450,12 @@ static int page_all(const user *u, const char *room, bool forward, int limit, ch
         for (int i = 0; i < k; i++) {
             const cJSON *m = cJSON_GetArrayItem(list, forward ? i : k - 1 - i);
             cr_assert(n < max, "more than %d messages", max);
-            expect_str(m, "room_id", room);
+            h_expect_str(m, "room_id", room);
             copy_id(m, ids[n++]);
         }
         bool again = cJSON_IsTrue(more);
         if (again)
-            snprintf(cursor, sizeof(cursor), "%s", get_str(d, "next_cursor"));
+            snprintf(cursor, sizeof(cursor), "%s", h_get_str(d, "next_cursor"));
         cJSON_Delete(d);
         if (!again)
             break;
@@ -771,7 +639,7 @@ Test(messages, two_instances_500_concurrent)
     static const char *const extra[] = {UNLIMITED, NULL};
     user alice, bob;
     long t0 = mono_ms();
-    start(extra, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, extra, &alice, "alice", &bob, "bob", NULL);
     h_proc *second = h_spawn("messages", stack.env);
     natsConnection *nc = nats_connect();
     wait_instances(nc, 2);
@@ -850,7 +718,7 @@ Test(messages, two_instances_500_concurrent)
     free(acks);
     senders_free(s, N_THREADS);
     natsConnection_Destroy(nc);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }
 
 #define RACERS 8
@@ -858,7 +726,7 @@ Test(messages, two_instances_500_concurrent)
 Test(messages, client_ref_retry)
 {
     user alice, bob;
-    start(NULL, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", NULL);
     h_spawn("messages", stack.env);
     char room[ID_LEN], other[ID_LEN], first[ID_LEN], path[128];
     room_create(&alice, false, room);
@@ -869,13 +737,13 @@ Test(messages, client_ref_retry)
 
     cJSON *a = send_ok(&alice, room, "hello once", "ref-1");
     copy_id(a, first);
-    expect_str(a, "client_ref", "ref-1");
+    h_expect_str(a, "client_ref", "ref-1");
     cJSON_Delete(next_event(&w, room, "message_received"));
 
     /* A retry, even with other content, is the first message: same id, same content. */
     cJSON *b = send_ok(&alice, room, "hello again", "ref-1");
-    expect_str(b, "id", first);
-    expect_str(b, "content", "hello once");
+    h_expect_str(b, "id", first);
+    h_expect_str(b, "content", "hello once");
     cr_assert(cJSON_Compare(a, b, true), "the retry's reply %s differs from %s",
               cJSON_PrintUnformatted(b), cJSON_PrintUnformatted(a));
     cJSON_Delete(a);
@@ -883,14 +751,14 @@ Test(messages, client_ref_retry)
 
     /* The same ref in another room is a conflict, and stores nothing. */
     char *body = send_body("elsewhere", "ref-1");
-    refused_free("POST", msgs_path(path, sizeof(path), other), alice.tok, body, 409, "conflict",
-                 "ref-1");
+    h_refused(&stack, "POST", msgs_path(path, sizeof(path), other), alice.tok, body, 409,
+              "conflict", "ref-1");
     free(body);
 
     /* Unique per user: bob may use the same ref. His is the next event, so
      * the retry published none. */
     cJSON *c = send_ok(&bob, room, "bob's", "ref-1");
-    cr_assert_str_neq(get_str(c, "id"), first);
+    cr_assert_str_neq(h_get_str(c, "id"), first);
     cJSON *e = next_event(&w, room, "message_received");
     expect_same(e, c);
     cJSON_Delete(e);
@@ -928,14 +796,14 @@ Test(messages, client_ref_retry)
     sqlite3_close(db);
 
     watch_stop(&w);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }
 
 Test(messages, rate_limit)
 {
     static const char *const extra[] = {"NATTER_MESSAGES_RATE=2", "NATTER_MESSAGES_BURST=4", NULL};
     user alice, bob;
-    start(extra, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, extra, &alice, "alice", &bob, "bob", NULL);
     char room[ID_LEN], path[128];
     room_create(&alice, false, room);
     join(&bob, room);
@@ -964,12 +832,12 @@ Test(messages, rate_limit)
     cr_log_info("rate_limit: %d sends passed, refused after %ld ms", passed, elapsed);
     h_error_code(&r, "rate_limited");
     cJSON *j = cJSON_Parse(r.body);
-    const cJSON *err = field(j, "error");
-    const cJSON *ms = field(err, "retry_after_ms");
+    const cJSON *err = h_field(j, "error");
+    const cJSON *ms = h_field(err, "retry_after_ms");
     cr_assert(cJSON_IsNumber(ms) && ms->valuedouble >= 1 && ms->valuedouble <= 500,
               "retry_after_ms should be 1..500 at 2 per second: %s", r.body);
     long long retry_ms = (long long)ms->valuedouble;
-    cr_assert(strstr(get_str(err, "message"), "too many messages") != NULL, "%s", r.body);
+    cr_assert(strstr(h_get_str(err, "message"), "too many messages") != NULL, "%s", r.body);
     char ra[32];
     cr_assert(h_header(&r, "Retry-After", ra, sizeof(ra)), "no Retry-After in %s", r.headers);
     long ra_s = strtol(ra, NULL, 10);
@@ -989,7 +857,7 @@ Test(messages, rate_limit)
      * The bucket is empty (or nearly): a refusal comes within a few sends. */
     natsConnection *nc = nats_connect();
     char body[160];
-    fmt(body, sizeof(body), "{\"room_id\":\"%s\",\"content\":\"over nats\"}", room);
+    h_fmt(body, sizeof(body), "{\"room_id\":\"%s\",\"content\":\"over nats\"}", room);
     nreply nr = {0};
     for (int i = 0; i < 6; i++) {
         nr = nats_call(nc, "chat.messages.send", alice.id, body);
@@ -999,21 +867,21 @@ Test(messages, rate_limit)
         nr.body = NULL;
     }
     cr_assert_eq(nr.status, 429, "no refusal over NATS: %s", cJSON_PrintUnformatted(nr.body));
-    err = field(nr.body, "error");
-    expect_str(err, "code", "rate_limited");
-    ms = field(err, "retry_after_ms");
+    err = h_field(nr.body, "error");
+    h_expect_str(err, "code", "rate_limited");
+    ms = h_field(err, "retry_after_ms");
     cr_assert(cJSON_IsNumber(ms) && ms->valuedouble >= 1, "%s", cJSON_PrintUnformatted(nr.body));
     cr_assert_eq(nr.retry_hdr, (long long)ms->valuedouble, "Chat-Retry-After-Ms %lld, body says %s",
                  nr.retry_hdr, cJSON_PrintUnformatted(nr.body));
     cJSON_Delete(nr.body);
     natsConnection_Destroy(nc);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }
 
 Test(messages, edit_delete_rules)
 {
     user alice, bob, carol, dave;
-    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", &dave, "dave", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", &carol, "carol", &dave, "dave", NULL);
     char room[ID_LEN], m1[ID_LEN], m2[ID_LEN], m3[ID_LEN], path[128];
     room_create(&alice, false, room);
     join(&bob, room);
@@ -1027,60 +895,60 @@ Test(messages, edit_delete_rules)
     cJSON_Delete(next_event(&w, room, "message_received"));
 
     /* The author edits: edited, with a time, and an event with the message. */
-    cJSON *d =
-        ok("PUT", msg_path(path, sizeof(path), m1), bob.tok, "{\"content\":\"  second draft \"}");
+    cJSON *d = h_ok(&stack, "PUT", msg_path(path, sizeof(path), m1), bob.tok,
+                    "{\"content\":\"  second draft \"}");
     expect_message(d, room, &bob, "second draft", "text");
-    expect_str(d, "id", m1);
-    expect_bool(d, "edited", true);
-    expect_time(d, "edited_at");
-    expect_bool(d, "deleted", false);
+    h_expect_str(d, "id", m1);
+    h_expect_bool(d, "edited", true);
+    h_expect_time(d, "edited_at");
+    h_expect_bool(d, "deleted", false);
     cJSON *e = next_event(&w, room, "message_updated");
     expect_same(e, d);
     cJSON_Delete(e);
 
     /* The same content again changes nothing and tells nobody. */
-    cJSON *same = ok("PUT", path, bob.tok, "{\"content\":\"second draft\"}");
-    expect_str(same, "edited_at", get_str(d, "edited_at"));
+    cJSON *same = h_ok(&stack, "PUT", path, bob.tok, "{\"content\":\"second draft\"}");
+    h_expect_str(same, "edited_at", h_get_str(d, "edited_at"));
     cJSON_Delete(same);
     cJSON_Delete(d);
 
     /* Nobody else edits: not a member, not a moderator, not the admin. */
-    refused_free("PUT", path, dave.tok, "{\"content\":\"dave was here\"}", 403, "forbidden",
-                 "only the author may edit");
-    refused_free("PUT", path, carol.tok, "{\"content\":\"moderated\"}", 403, "forbidden",
-                 "only the author may edit");
-    refused_free("PUT", path, alice.tok, "{\"content\":\"admin's\"}", 403, "forbidden",
-                 "only the author may edit");
+    h_refused(&stack, "PUT", path, dave.tok, "{\"content\":\"dave was here\"}", 403, "forbidden",
+              "only the author may edit");
+    h_refused(&stack, "PUT", path, carol.tok, "{\"content\":\"moderated\"}", 403, "forbidden",
+              "only the author may edit");
+    h_refused(&stack, "PUT", path, alice.tok, "{\"content\":\"admin's\"}", 403, "forbidden",
+              "only the author may edit");
 
     /* A plain member does not delete another's message. */
-    refused_free("DELETE", path, dave.tok, NULL, 403, "forbidden", "only the author");
+    h_refused(&stack, "DELETE", path, dave.tok, NULL, 403, "forbidden", "only the author");
 
     /* The moderator does: a tombstone naming her. */
-    d = ok("DELETE", path, carol.tok, NULL);
+    d = h_ok(&stack, "DELETE", path, carol.tok, NULL);
     expect_message(d, room, &bob, "", "text");
-    expect_str(d, "id", m1);
-    expect_bool(d, "deleted", true);
-    expect_time(d, "deleted_at");
-    expect_str(d, "deleted_by", carol.id);
+    h_expect_str(d, "id", m1);
+    h_expect_bool(d, "deleted", true);
+    h_expect_time(d, "deleted_at");
+    h_expect_str(d, "deleted_by", carol.id);
     e = next_event(&w, room, "message_deleted");
     expect_same(e, d);
     cJSON_Delete(e);
     cJSON_Delete(d);
 
     /* Deleted: no more edits; a second delete is the tombstone again, silently. */
-    refused_free("PUT", path, bob.tok, "{\"content\":\"resurrect\"}", 409, "conflict",
-                 "was deleted");
-    d = ok("DELETE", path, alice.tok, NULL);
-    expect_str(d, "deleted_by", carol.id);
+    h_refused(&stack, "PUT", path, bob.tok, "{\"content\":\"resurrect\"}", 409, "conflict",
+              "was deleted");
+    d = h_ok(&stack, "DELETE", path, alice.tok, NULL);
+    h_expect_str(d, "deleted_by", carol.id);
     cJSON_Delete(d);
 
     /* The admin deletes a member's message. */
     send_id(&bob, room, "second", m2);
     cJSON_Delete(next_event(&w, room, "message_received")); /* so no event came in between */
-    d = ok("DELETE", msg_path(path, sizeof(path), m2), alice.tok, NULL);
-    expect_bool(d, "deleted", true);
-    expect_str(d, "deleted_by", alice.id);
-    expect_str(d, "content", "");
+    d = h_ok(&stack, "DELETE", msg_path(path, sizeof(path), m2), alice.tok, NULL);
+    h_expect_bool(d, "deleted", true);
+    h_expect_str(d, "deleted_by", alice.id);
+    h_expect_str(d, "content", "");
     e = next_event(&w, room, "message_deleted");
     expect_same(e, d);
     cJSON_Delete(e);
@@ -1089,20 +957,20 @@ Test(messages, edit_delete_rules)
     /* The author deletes their own. */
     send_id(&dave, room, "mine", m3);
     cJSON_Delete(next_event(&w, room, "message_received"));
-    d = ok("DELETE", msg_path(path, sizeof(path), m3), dave.tok, NULL);
-    expect_str(d, "deleted_by", dave.id);
+    d = h_ok(&stack, "DELETE", msg_path(path, sizeof(path), m3), dave.tok, NULL);
+    h_expect_str(d, "deleted_by", dave.id);
     cJSON_Delete(d);
     cJSON_Delete(next_event(&w, room, "message_deleted"));
 
     /* History keeps the tombstones, content emptied. */
     d = history(&dave, room, "");
-    cr_assert_eq(cJSON_GetArraySize(field(d, "messages")), 3, "%s", cJSON_PrintUnformatted(d));
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "messages")), 3, "%s", cJSON_PrintUnformatted(d));
     const cJSON *t = find_id(d, m1);
     cr_assert_not_null(t, "the tombstone is missing: %s", cJSON_PrintUnformatted(d));
-    expect_str(t, "content", "");
-    expect_bool(t, "deleted", true);
-    expect_bool(t, "edited", true);
-    expect_str(t, "deleted_by", carol.id);
+    h_expect_str(t, "content", "");
+    h_expect_bool(t, "deleted", true);
+    h_expect_bool(t, "edited", true);
+    h_expect_str(t, "deleted_by", carol.id);
     cJSON_Delete(d);
 
     sqlite3 *db = db_open();
@@ -1111,13 +979,13 @@ Test(messages, edit_delete_rules)
         3);
     sqlite3_close(db);
     watch_stop(&w);
-    users_free(&alice, &bob, &carol, &dave, NULL);
+    h_users_free(&alice, &bob, &carol, &dave, NULL);
 }
 
 Test(messages, non_member_403_everywhere)
 {
     user alice, eve;
-    start(NULL, &alice, "alice", &eve, "eve", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &eve, "eve", NULL);
     char pub[ID_LEN], priv[ID_LEN], mpub[ID_LEN], mpriv[ID_LEN], path[160];
     room_create(&alice, false, pub);
     room_create(&alice, true, priv);
@@ -1125,17 +993,17 @@ Test(messages, non_member_403_everywhere)
     send_id(&alice, priv, "private words", mpriv);
 
     /* A public room: eve may see it exists, but is refused every call. */
-    refused_free("POST", msgs_path(path, sizeof(path), pub), eve.tok, "{\"content\":\"hi\"}", 403,
-                 "forbidden", NULL);
-    refused_free("GET", path, eve.tok, NULL, 403, "forbidden", NULL);
-    refused_free("PUT", msg_path(path, sizeof(path), mpub), eve.tok, "{\"content\":\"x\"}", 403,
-                 "forbidden", NULL);
-    refused_free("DELETE", path, eve.tok, NULL, 403, "forbidden", NULL);
+    h_refused(&stack, "POST", msgs_path(path, sizeof(path), pub), eve.tok, "{\"content\":\"hi\"}",
+              403, "forbidden", NULL);
+    h_refused(&stack, "GET", path, eve.tok, NULL, 403, "forbidden", NULL);
+    h_refused(&stack, "PUT", msg_path(path, sizeof(path), mpub), eve.tok, "{\"content\":\"x\"}",
+              403, "forbidden", NULL);
+    h_refused(&stack, "DELETE", path, eve.tok, NULL, 403, "forbidden", NULL);
 
     /* A private room does not exist for her. */
-    refused_free("POST", msgs_path(path, sizeof(path), priv), eve.tok, "{\"content\":\"hi\"}", 404,
-                 "not_found", NULL);
-    refused_free("GET", path, eve.tok, NULL, 404, "not_found", NULL);
+    h_refused(&stack, "POST", msgs_path(path, sizeof(path), priv), eve.tok, "{\"content\":\"hi\"}",
+              404, "not_found", NULL);
+    h_refused(&stack, "GET", path, eve.tok, NULL, 404, "not_found", NULL);
 
     /* Its messages look exactly like ids that name nothing. */
     char missing[ID_LEN];
@@ -1143,10 +1011,10 @@ Test(messages, non_member_403_everywhere)
     missing[35] = missing[35] == '0' ? '1' : '0';
     const char *methods[][2] = {{"PUT", "{\"content\":\"x\"}"}, {"DELETE", NULL}};
     for (int i = 0; i < 2; i++) {
-        char *none = refused(methods[i][0], msg_path(path, sizeof(path), missing), eve.tok,
-                             methods[i][1], 404, "not_found", missing);
-        char *hidden = refused(methods[i][0], msg_path(path, sizeof(path), mpriv), eve.tok,
-                               methods[i][1], 404, "not_found", mpriv);
+        char *none = h_refused_body(&stack, methods[i][0], msg_path(path, sizeof(path), missing),
+                                    eve.tok, methods[i][1], 404, "not_found", missing);
+        char *hidden = h_refused_body(&stack, methods[i][0], msg_path(path, sizeof(path), mpriv),
+                                      eve.tok, methods[i][1], 404, "not_found", mpriv);
         /* The same text once the id is swapped. */
         char *at = strstr(none, missing);
         cr_assert_not_null(at);
@@ -1160,13 +1028,13 @@ Test(messages, non_member_403_everywhere)
     cJSON *d = history(&alice, priv, "");
     const cJSON *m = find_id(d, mpriv);
     cr_assert_not_null(m);
-    expect_str(m, "content", "private words");
+    h_expect_str(m, "content", "private words");
     cJSON_Delete(d);
     d = history(&alice, pub, "");
-    cr_assert_eq(cJSON_GetArraySize(field(d, "messages")), 1);
-    expect_str(find_id(d, mpub), "content", "public words");
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "messages")), 1);
+    h_expect_str(find_id(d, mpub), "content", "public words");
     cJSON_Delete(d);
-    users_free(&alice, &eve, NULL);
+    h_users_free(&alice, &eve, NULL);
 }
 
 /* n copies of unit, then tail. The caller frees. */
@@ -1184,7 +1052,7 @@ static char *repeat(const char *unit, int n, const char *tail)
 Test(messages, validation)
 {
     user alice;
-    start(NULL, &alice, "alice", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", NULL);
     char room[ID_LEN], path[300];
     room_create(&alice, false, room);
     msgs_path(path, sizeof(path), room);
@@ -1209,22 +1077,22 @@ Test(messages, validation)
             char *padded = malloc(strlen(content) + 8);
             snprintf(padded, strlen(content) + 8, "  %s \n\t", content);
             cJSON *d = send_ok(&alice, room, padded, NULL);
-            expect_str(d, "content", content);
+            h_expect_str(d, "content", content);
             cJSON_Delete(d);
             free(padded);
         } else {
             char *body = send_body(content, NULL);
-            refused_free("POST", path, alice.tok, body, 400, "invalid_request", "'content'");
+            h_refused(&stack, "POST", path, alice.tok, body, 400, "invalid_request", "'content'");
             free(body);
         }
         free(content);
     }
 
     /* Invalid UTF-8 (0xC3 then '(') inside the JSON string. */
-    refused_free("POST", path, alice.tok,
-                 "{\"content\":\"a\xc3\x28"
-                 "b\"}",
-                 400, "invalid_request", NULL);
+    h_refused(&stack, "POST", path, alice.tok,
+              "{\"content\":\"a\xc3\x28"
+              "b\"}",
+              400, "invalid_request", NULL);
     /* Empty, blank, missing, not a string, NUL, a control character. */
     static const char *const bad[][2] = {
         {"{\"content\":\"\"}", "'content'"},
@@ -1242,28 +1110,28 @@ Test(messages, validation)
         {"not json", NULL},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        refused_free("POST", path, alice.tok, bad[i][0], 400, "invalid_request", bad[i][1]);
+        h_refused(&stack, "POST", path, alice.tok, bad[i][0], 400, "invalid_request", bad[i][1]);
     /* Multi-line text and the other types are fine. */
-    cJSON *d = ok("POST", path, alice.tok,
-                  "{\"content\":\"line one\\nline\\ttwo\",\"message_type\":\"image\"}");
-    expect_str(d, "content", "line one\nline\ttwo");
-    expect_str(d, "message_type", "image");
+    cJSON *d = h_ok(&stack, "POST", path, alice.tok,
+                    "{\"content\":\"line one\\nline\\ttwo\",\"message_type\":\"image\"}");
+    h_expect_str(d, "content", "line one\nline\ttwo");
+    h_expect_str(d, "message_type", "image");
     cJSON_Delete(d);
 
     /* Bad ids come first, named. */
-    refused_free("POST", "/api/rooms/not-a-room/messages", alice.tok, "{\"content\":\"hi\"}", 400,
-                 "invalid_request", "'room_id'");
+    h_refused(&stack, "POST", "/api/rooms/not-a-room/messages", alice.tok, "{\"content\":\"hi\"}",
+              400, "invalid_request", "'room_id'");
     char upper[ID_LEN];
     snprintf(upper, sizeof(upper), "%s", room);
     for (char *c = upper; *c; c++)
         if (*c >= 'a' && *c <= 'f')
             *c = (char)(*c - 'a' + 'A');
-    refused_free("GET", fmt(path, sizeof(path), "/api/rooms/%s/messages", upper), alice.tok, NULL,
-                 400, "invalid_request", "'room_id'");
-    refused_free("PUT", "/api/messages/123", alice.tok, "{\"content\":\"x\"}", 400,
-                 "invalid_request", "'message_id'");
-    refused_free("DELETE", "/api/messages/123", alice.tok, NULL, 400, "invalid_request",
-                 "'message_id'");
+    h_refused(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s/messages", upper), alice.tok,
+              NULL, 400, "invalid_request", "'room_id'");
+    h_refused(&stack, "PUT", "/api/messages/123", alice.tok, "{\"content\":\"x\"}", 400,
+              "invalid_request", "'message_id'");
+    h_refused(&stack, "DELETE", "/api/messages/123", alice.tok, NULL, 400, "invalid_request",
+              "'message_id'");
 
     /* History's query. */
     static const char *const bad_q[][2] = {
@@ -1274,39 +1142,41 @@ Test(messages, validation)
         {"limit=", "'limit'"},    {"before=", "'before'"},
     };
     for (size_t i = 0; i < sizeof(bad_q) / sizeof(bad_q[0]); i++)
-        refused_free("GET", fmt(path, sizeof(path), "/api/rooms/%s/messages?%s", room, bad_q[i][0]),
-                     alice.tok, NULL, 400, "invalid_request", bad_q[i][1]);
+        h_refused(&stack, "GET",
+                  h_fmt(path, sizeof(path), "/api/rooms/%s/messages?%s", room, bad_q[i][0]),
+                  alice.tok, NULL, 400, "invalid_request", bad_q[i][1]);
     d = history(&alice, room, "limit=100");
-    cr_assert_eq(cJSON_GetArraySize(field(d, "messages")), 3, "%s", cJSON_PrintUnformatted(d));
-    expect_bool(d, "has_more", false);
-    expect_str(d, "next_cursor", NULL);
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "messages")), 3, "%s", cJSON_PrintUnformatted(d));
+    h_expect_bool(d, "has_more", false);
+    h_expect_str(d, "next_cursor", NULL);
     char first[ID_LEN];
-    copy_id(cJSON_GetArrayItem(field(d, "messages"), 0), first);
+    copy_id(cJSON_GetArrayItem(h_field(d, "messages"), 0), first);
     cJSON_Delete(d);
     /* A cursor is a position: before the smallest id there is nothing. */
     d = history(&alice, room, "before=" ZERO_ID);
-    cr_assert_eq(cJSON_GetArraySize(field(d, "messages")), 0, "%s", cJSON_PrintUnformatted(d));
-    expect_bool(d, "has_more", false);
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "messages")), 0, "%s", cJSON_PrintUnformatted(d));
+    h_expect_bool(d, "has_more", false);
     cJSON_Delete(d);
 
     /* An edit's content follows the same rules. */
     msg_path(path, sizeof(path), first);
     char *long_text = repeat("\xc3\xa9", 4001, "");
     char *body = send_body(long_text, NULL);
-    refused_free("PUT", path, alice.tok, body, 400, "invalid_request", "'content'");
+    h_refused(&stack, "PUT", path, alice.tok, body, 400, "invalid_request", "'content'");
     free(body);
     free(long_text);
-    refused_free("PUT", path, alice.tok, "{\"content\":\" \"}", 400, "invalid_request",
-                 "'content'");
-    refused_free("PUT", path, alice.tok, "{}", 400, "invalid_request", "'content' is required");
-    refused_free("PUT", path, alice.tok, "{\"content\":\"x\",\"pinned\":true}", 400,
-                 "invalid_request", "pinned");
+    h_refused(&stack, "PUT", path, alice.tok, "{\"content\":\" \"}", 400, "invalid_request",
+              "'content'");
+    h_refused(&stack, "PUT", path, alice.tok, "{}", 400, "invalid_request",
+              "'content' is required");
+    h_refused(&stack, "PUT", path, alice.tok, "{\"content\":\"x\",\"pinned\":true}", 400,
+              "invalid_request", "pinned");
 
     /* Nothing refused was stored. */
     sqlite3 *db = db_open();
     cr_assert_eq(db_int(db, "SELECT COUNT(*) FROM messages WHERE room_id = ?1", room, NULL), 3);
     sqlite3_close(db);
-    users_free(&alice, NULL);
+    h_users_free(&alice, NULL);
 }
 
 #define KILL_THREADS 8
@@ -1315,7 +1185,7 @@ Test(messages, sigkill_loses_nothing_acknowledged)
 {
     static const char *const extra[] = {UNLIMITED, "NATTER_REQUEST_TIMEOUT_MS=2000", NULL};
     user alice, bob;
-    start(extra, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, extra, &alice, "alice", &bob, "bob", NULL);
     h_proc *victim = h_spawn("messages", stack.env);
     natsConnection *nc = nats_connect();
     wait_instances(nc, 2);
@@ -1403,13 +1273,13 @@ Test(messages, sigkill_loses_nothing_acknowledged)
     free(acks);
     senders_free(s, KILL_THREADS);
     natsConnection_Destroy(nc);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }
 
 Test(messages, room_get_includes_latest_messages)
 {
     user alice;
-    start(NULL, &alice, "alice", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", NULL);
     char room[ID_LEN], empty[ID_LEN], ids[3][ID_LEN], path[128];
     room_create(&alice, false, room);
     room_create(&alice, false, empty);
@@ -1417,30 +1287,31 @@ Test(messages, room_get_includes_latest_messages)
     for (int i = 0; i < 3; i++)
         send_id(&alice, room, texts[i], ids[i]);
 
-    cJSON *d = ok("GET", fmt(path, sizeof(path), "/api/rooms/%s", room), alice.tok, NULL);
-    expect_str(d, "id", room);
-    const cJSON *list = field(d, "messages");
+    cJSON *d =
+        h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s", room), alice.tok, NULL);
+    h_expect_str(d, "id", room);
+    const cJSON *list = h_field(d, "messages");
     cr_assert(cJSON_IsArray(list), "messages is not an array: %s", cJSON_PrintUnformatted(d));
     cr_assert_eq(cJSON_GetArraySize(list), 3, "%s", cJSON_PrintUnformatted(d));
     for (int i = 0; i < 3; i++) {
         const cJSON *m = cJSON_GetArrayItem(list, i);
         expect_message(m, room, &alice, texts[i], "text");
-        expect_str(m, "id", ids[i]);
+        h_expect_str(m, "id", ids[i]);
     }
     cJSON_Delete(d);
 
-    d = ok("GET", fmt(path, sizeof(path), "/api/rooms/%s", empty), alice.tok, NULL);
-    list = field(d, "messages");
+    d = h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s", empty), alice.tok, NULL);
+    list = h_field(d, "messages");
     cr_assert(cJSON_IsArray(list) && cJSON_GetArraySize(list) == 0, "%s",
               cJSON_PrintUnformatted(d));
     cJSON_Delete(d);
-    users_free(&alice, NULL);
+    h_users_free(&alice, NULL);
 }
 
 Test(messages, message_received_event)
 {
     user alice, bob;
-    start(NULL, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", NULL);
     char room[ID_LEN], path[128];
     room_create(&alice, false, room);
     join(&bob, room);
@@ -1449,12 +1320,12 @@ Test(messages, message_received_event)
 
     cJSON *d = send_ok(&bob, room, "  hello, room  ", "evt-1");
     expect_message(d, room, &bob, "hello, room", "text");
-    expect_str(d, "client_ref", "evt-1");
-    expect_bool(d, "edited", false);
-    expect_str(d, "edited_at", NULL);
-    expect_bool(d, "deleted", false);
-    expect_str(d, "deleted_at", NULL);
-    expect_str(d, "deleted_by", NULL);
+    h_expect_str(d, "client_ref", "evt-1");
+    h_expect_bool(d, "edited", false);
+    h_expect_str(d, "edited_at", NULL);
+    h_expect_bool(d, "deleted", false);
+    h_expect_str(d, "deleted_at", NULL);
+    h_expect_str(d, "deleted_by", NULL);
     cJSON *e = next_event(&w, room, "message_received");
     expect_message(e, room, &bob, "hello, room", "text");
     expect_same(e, d);
@@ -1462,9 +1333,9 @@ Test(messages, message_received_event)
     cJSON_Delete(d);
 
     /* A file message over the same route; its event follows in order. */
-    d = ok("POST", msgs_path(path, sizeof(path), room), alice.tok,
-           "{\"content\":\"report.pdf\",\"message_type\":\"file\"}");
-    expect_str(d, "client_ref", NULL);
+    d = h_ok(&stack, "POST", msgs_path(path, sizeof(path), room), alice.tok,
+             "{\"content\":\"report.pdf\",\"message_type\":\"file\"}");
+    h_expect_str(d, "client_ref", NULL);
     e = next_event(&w, room, "message_received");
     expect_message(e, room, &alice, "report.pdf", "file");
     expect_same(e, d);
@@ -1472,7 +1343,7 @@ Test(messages, message_received_event)
     cJSON_Delete(d);
 
     /* A refused send publishes nothing: the next event is the next send's. */
-    refused_free("POST", path, alice.tok, "{\"content\":\"\"}", 400, "invalid_request", NULL);
+    h_refused(&stack, "POST", path, alice.tok, "{\"content\":\"\"}", 400, "invalid_request", NULL);
     d = send_ok(&alice, room, "last", NULL);
     e = next_event(&w, room, "message_received");
     expect_same(e, d);
@@ -1480,5 +1351,5 @@ Test(messages, message_received_event)
     cJSON_Delete(d);
 
     watch_stop(&w);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }

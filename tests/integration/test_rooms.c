@@ -2,6 +2,7 @@
  * a real nats-server whose events a nats.c subscriber watches, the real KV
  * bucket and the real SQLite file. The authorisation matrix itself lives in
  * test_rooms_authz.c; these tests follow whole flows and their side effects. */
+#include "flow.h"
 #include "harness.h"
 
 #include <cjson/cJSON.h>
@@ -27,139 +28,13 @@ TestSuite(rooms, .fini = fini, .timeout = 60);
 
 /* ---- users, paths and HTTP ---- */
 
-typedef struct {
-    char name[64];
-    char id[128];
-    char *tok;
-} user;
-
-static void user_make(user *u, const char *name)
-{
-    snprintf(u->name, sizeof(u->name), "%s", name);
-    u->tok = h_dev_token(&stack, name, u->id, sizeof(u->id));
-}
-
-static void user_free(user *u)
-{
-    free(u->tok);
-    u->tok = NULL;
-}
-
-/* Starts the stack (extra: more "K=V", or NULL) and makes the users named in
- * (user *, name) pairs, ending with NULL. */
-static void start(const char *const *extra, ...)
-{
-    h_stack_start(&stack, extra);
-    va_list ap;
-    va_start(ap, extra);
-    for (user *u; (u = va_arg(ap, user *)) != NULL;)
-        user_make(u, va_arg(ap, const char *));
-    va_end(ap);
-}
-
-/* Frees the users given, ending with NULL. */
-static void users_free(user *u, ...)
-{
-    va_list ap;
-    va_start(ap, u);
-    for (; u != NULL; u = va_arg(ap, user *))
-        user_free(u);
-    va_end(ap);
-}
-
-static const char *fmt(char *out, size_t outlen, const char *f, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static const char *fmt(char *out, size_t outlen, const char *f, ...)
-{
-    va_list ap;
-    va_start(ap, f);
-    int n = vsnprintf(out, outlen, f, ap);
-    va_end(ap);
-    cr_assert(n >= 0 && (size_t)n < outlen, "buffer too small for %s", f);
-    return out;
-}
-
-/* method path as tok's user; asserts the status and returns the whole parsed
- * body (the caller deletes it). */
-static cJSON *call(const char *method, const char *path, const char *tok, const char *body,
-                   long want)
-{
-    h_http r = h_api(&stack, method, path, tok, body);
-    cr_assert_eq(r.status, want, "%s %s %s: want %ld, got %ld %s", method, path,
-                 body != NULL ? body : "", want, r.status, r.body);
-    cJSON *j = cJSON_Parse(r.body);
-    cr_assert_not_null(j, "%s %s: not JSON: %s", method, path, r.body);
-    h_http_free(&r);
-    return j;
-}
-
-/* A 200 exchange; returns its "data" (the caller deletes it). */
-static cJSON *ok(const char *method, const char *path, const char *tok, const char *body)
-{
-    cJSON *root = call(method, path, tok, body, 200);
-    cJSON *d = cJSON_DetachItemFromObjectCaseSensitive(root, "data");
-    cr_assert_not_null(d, "%s %s: no data", method, path);
-    cJSON_Delete(root);
-    return d;
-}
-
-/* A refused exchange: status, error code and (when needle is non-NULL) a
- * piece of the message. */
-static void refused(const char *method, const char *path, const char *tok, const char *body,
-                    long want, const char *code, const char *needle)
-{
-    h_http r = h_api(&stack, method, path, tok, body);
-    cr_assert_eq(r.status, want, "%s %s %s: want %ld, got %ld %s", method, path,
-                 body != NULL ? body : "", want, r.status, r.body);
-    h_error_code(&r, code);
-    if (needle != NULL)
-        cr_assert(strstr(r.body, needle) != NULL, "%s %s %s: no \"%s\" in %s", method, path,
-                  body != NULL ? body : "", needle, r.body);
-    h_http_free(&r);
-}
+typedef h_user user;
 
 /* ---- JSON checks ---- */
 
-static const cJSON *field(const cJSON *o, const char *key)
-{
-    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    if (v == NULL) {
-        char *s = cJSON_PrintUnformatted(o);
-        cr_assert_fail("no \"%s\" in %s", key, s);
-    }
-    return v;
-}
-
-/* want NULL means JSON null. */
-static void expect_str(const cJSON *o, const char *key, const char *want)
-{
-    const cJSON *v = field(o, key);
-    if (want == NULL) {
-        cr_assert(cJSON_IsNull(v), "\"%s\" should be null in %s", key, cJSON_PrintUnformatted(o));
-        return;
-    }
-    cr_assert(cJSON_IsString(v), "\"%s\" is not a string in %s", key, cJSON_PrintUnformatted(o));
-    cr_assert_str_eq(v->valuestring, want, "\"%s\" in %s", key, cJSON_PrintUnformatted(o));
-}
-
-static const char *get_str(const cJSON *o, const char *key)
-{
-    const cJSON *v = field(o, key);
-    cr_assert(cJSON_IsString(v), "\"%s\" is not a string in %s", key, cJSON_PrintUnformatted(o));
-    return v->valuestring;
-}
-
-static void expect_bool(const cJSON *o, const char *key, bool want)
-{
-    const cJSON *v = field(o, key);
-    cr_assert(cJSON_IsBool(v) && cJSON_IsTrue(v) == want, "\"%s\" should be %s in %s", key,
-              want ? "true" : "false", cJSON_PrintUnformatted(o));
-}
-
 static void expect_num(const cJSON *o, const char *key, double want)
 {
-    const cJSON *v = field(o, key);
+    const cJSON *v = h_field(o, key);
     cr_assert(cJSON_IsNumber(v) && v->valuedouble == want, "\"%s\" should be %g in %s", key, want,
               cJSON_PrintUnformatted(o));
 }
@@ -168,17 +43,6 @@ static void expect_absent(const cJSON *o, const char *key)
 {
     cr_assert_null(cJSON_GetObjectItemCaseSensitive(o, key), "\"%s\" must not be in %s", key,
                    cJSON_PrintUnformatted(o));
-}
-
-/* "YYYY-MM-DDTHH:MM:SS.mmmZ" */
-static void expect_time(const cJSON *o, const char *key)
-{
-    const char *s = get_str(o, key);
-    static const char shape[] = "dddd-dd-ddTdd:dd:dd.dddZ";
-    bool good = strlen(s) == sizeof(shape) - 1;
-    for (size_t i = 0; good && i < sizeof(shape) - 1; i++)
-        good = shape[i] == 'd' ? (s[i] >= '0' && s[i] <= '9') : s[i] == shape[i];
-    cr_assert(good, "\"%s\" is not an RFC 3339 ms time: %s", key, s);
 }
 
 /* The room with id in a rooms array, or NULL. */
@@ -201,11 +65,11 @@ static void clock_past(const char *iso);
  * tests has its own millisecond and orders by time are never ties. */
 static void room_create(const user *u, const char *body, char *id, size_t idlen)
 {
-    cJSON *d = ok("POST", "/api/rooms", u->tok, body);
+    cJSON *d = h_ok(&stack, "POST", "/api/rooms", u->tok, body);
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(d, "id");
     cr_assert(cJSON_IsString(v) && strlen(v->valuestring) == 36, "no room id");
     snprintf(id, idlen, "%s", v->valuestring);
-    clock_past(get_str(d, "created_at"));
+    clock_past(h_get_str(d, "created_at"));
     cJSON_Delete(d);
 }
 
@@ -224,7 +88,7 @@ static void watch_start(watcher *w, const char *room_id)
     char subj[128];
     memset(w, 0, sizeof(*w));
     cr_assert_eq(natsConnection_ConnectTo(&w->nc, stack.nats_url), NATS_OK);
-    fmt(subj, sizeof(subj), "chat.room.%s.>", room_id);
+    h_fmt(subj, sizeof(subj), "chat.room.%s.>", room_id);
     cr_assert_eq(natsConnection_SubscribeSync(&w->room, w->nc, subj), NATS_OK);
     cr_assert_eq(natsConnection_SubscribeSync(&w->user, w->nc, "chat.user.>"), NATS_OK);
     cr_assert_eq(natsConnection_Flush(w->nc), NATS_OK);
@@ -255,13 +119,13 @@ static cJSON *next_event(natsSubscription *sub, const char *subject)
 static cJSON *room_event(watcher *w, const char *room_id, const char *event)
 {
     char subj[160];
-    return next_event(w->room, fmt(subj, sizeof(subj), "chat.room.%s.%s", room_id, event));
+    return next_event(w->room, h_fmt(subj, sizeof(subj), "chat.room.%s.%s", room_id, event));
 }
 
 static cJSON *user_event(watcher *w, const char *user_id, const char *event)
 {
     char subj[260];
-    return next_event(w->user, fmt(subj, sizeof(subj), "chat.user.%s.%s", user_id, event));
+    return next_event(w->user, h_fmt(subj, sizeof(subj), "chat.user.%s.%s", user_id, event));
 }
 
 /* ---- SQLite, the KV cache and chat.rooms.authorize ---- */
@@ -270,7 +134,7 @@ static sqlite3 *db_open(void)
 {
     char path[600];
     sqlite3 *db = NULL;
-    fmt(path, sizeof(path), "%s/data/natter.db", h_tmpdir());
+    h_fmt(path, sizeof(path), "%s/data/natter.db", h_tmpdir());
     cr_assert_eq(sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE, NULL), SQLITE_OK,
                  "cannot open %s", path);
     sqlite3_busy_timeout(db, 5000);
@@ -341,15 +205,15 @@ static void expect_cached(cache *c, const char *room_id, bool is_private, const 
 {
     cJSON *j = cache_get(c, room_id);
     cr_assert_not_null(j, "no cache entry for room %s", room_id);
-    expect_str(j, "room_id", room_id);
-    expect_bool(j, "exists", true);
-    expect_bool(j, "is_private", is_private);
-    const cJSON *arr = field(j, "members");
+    h_expect_str(j, "room_id", room_id);
+    h_expect_bool(j, "exists", true);
+    h_expect_bool(j, "is_private", is_private);
+    const cJSON *arr = h_field(j, "members");
     cr_assert_eq(cJSON_GetArraySize(arr), n, "cached members: %s", cJSON_PrintUnformatted(j));
     for (int i = 0; i < n; i++) {
         const cJSON *m = find_by(arr, "user_id", uids[i]);
         cr_assert_not_null(m, "%s missing from the cache: %s", uids[i], cJSON_PrintUnformatted(j));
-        expect_str(m, "role", roles[i]);
+        h_expect_str(m, "role", roles[i]);
     }
     cJSON_Delete(j);
 }
@@ -359,7 +223,7 @@ static cJSON *authorize(cache *c, const char *uid, const char *room_id, const ch
 {
     char body[256];
     natsMsg *m = NULL, *rep = NULL;
-    fmt(body, sizeof(body), "{\"room_id\":\"%s\",\"action\":\"%s\"}", room_id, action);
+    h_fmt(body, sizeof(body), "{\"room_id\":\"%s\",\"action\":\"%s\"}", room_id, action);
     cr_assert_eq(natsMsg_Create(&m, "chat.rooms.authorize", NULL, body, (int)strlen(body)),
                  NATS_OK);
     cr_assert_eq(natsMsgHeader_Set(m, "Chat-User", uid), NATS_OK);
@@ -378,11 +242,11 @@ static void expect_allowed(cache *c, const char *uid, const char *room_id, const
     cJSON *env = authorize(c, uid, room_id, action);
     const cJSON *d = cJSON_GetObjectItemCaseSensitive(env, "data");
     cr_assert_not_null(d, "%s %s refused: %s", uid, action, cJSON_PrintUnformatted(env));
-    expect_str(d, "room_id", room_id);
-    expect_str(d, "user_id", uid);
-    expect_str(d, "action", action);
-    expect_str(d, "role", role);
-    expect_bool(d, "is_private", is_private);
+    h_expect_str(d, "room_id", room_id);
+    h_expect_str(d, "user_id", uid);
+    h_expect_str(d, "action", action);
+    h_expect_str(d, "role", role);
+    h_expect_bool(d, "is_private", is_private);
     cJSON_Delete(env);
 }
 
@@ -392,7 +256,7 @@ static void expect_denied(cache *c, const char *uid, const char *room_id, const 
     cJSON *env = authorize(c, uid, room_id, action);
     const cJSON *e = cJSON_GetObjectItemCaseSensitive(env, "error");
     cr_assert_not_null(e, "%s %s allowed: %s", uid, action, cJSON_PrintUnformatted(env));
-    expect_str(e, "code", code);
+    h_expect_str(e, "code", code);
     cJSON_Delete(env);
 }
 
@@ -423,9 +287,10 @@ static void clock_past(const char *iso)
 static void join_in_order(const user *u, const char *room_id)
 {
     char path[128];
-    cJSON *d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", room_id), u->tok, NULL);
-    expect_str(d, "role", "member");
-    clock_past(get_str(d, "last_activity_at"));
+    cJSON *d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", room_id),
+                    u->tok, NULL);
+    h_expect_str(d, "role", "member");
+    clock_past(h_get_str(d, "last_activity_at"));
     cJSON_Delete(d);
 }
 
@@ -434,13 +299,14 @@ static void join_in_order(const user *u, const char *room_id)
 Test(rooms, private_room_invite_promote_demote_remove_with_events)
 {
     user alice, bob, carol;
-    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], path[256], body[256];
 
-    cJSON *d = ok("POST", "/api/rooms", alice.tok, "{\"name\":\"Plans\",\"is_private\":true}");
-    snprintf(id, sizeof(id), "%s", get_str(d, "id"));
-    expect_str(d, "role", "admin");
-    expect_bool(d, "is_private", true);
+    cJSON *d =
+        h_ok(&stack, "POST", "/api/rooms", alice.tok, "{\"name\":\"Plans\",\"is_private\":true}");
+    snprintf(id, sizeof(id), "%s", h_get_str(d, "id"));
+    h_expect_str(d, "role", "admin");
+    h_expect_bool(d, "is_private", true);
     expect_num(d, "member_count", 1);
     cJSON_Delete(d);
 
@@ -448,104 +314,105 @@ Test(rooms, private_room_invite_promote_demote_remove_with_events)
     watch_start(&w, id);
 
     /* Invited by username: bob becomes a member, the room and bob are told. */
-    d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/invite", id), alice.tok,
-           "{\"username\":\"bob\"}");
-    expect_str(d, "room_id", id);
-    expect_str(d, "user_id", bob.id);
-    expect_str(d, "username", "bob");
-    expect_str(d, "role", "member");
-    expect_time(d, "joined_at");
+    d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/invite", id), alice.tok,
+             "{\"username\":\"bob\"}");
+    h_expect_str(d, "room_id", id);
+    h_expect_str(d, "user_id", bob.id);
+    h_expect_str(d, "username", "bob");
+    h_expect_str(d, "role", "member");
+    h_expect_time(d, "joined_at");
     cJSON_Delete(d);
     cJSON *e = room_event(&w, id, "user_joined");
-    expect_str(e, "room_id", id);
-    expect_str(e, "user_id", bob.id);
-    expect_str(e, "username", "bob");
-    expect_str(e, "avatar_url", NULL);
-    expect_str(e, "role", "member");
-    expect_time(e, "joined_at");
-    expect_str(e, "invited_by", alice.id);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "user_id", bob.id);
+    h_expect_str(e, "username", "bob");
+    h_expect_str(e, "avatar_url", NULL);
+    h_expect_str(e, "role", "member");
+    h_expect_time(e, "joined_at");
+    h_expect_str(e, "invited_by", alice.id);
     cJSON_Delete(e);
     e = user_event(&w, bob.id, "room_invited");
-    const cJSON *room = field(e, "room");
-    expect_str(room, "id", id);
-    expect_str(room, "name", "Plans");
-    expect_bool(room, "is_private", true);
+    const cJSON *room = h_field(e, "room");
+    h_expect_str(room, "id", id);
+    h_expect_str(room, "name", "Plans");
+    h_expect_bool(room, "is_private", true);
     expect_num(room, "member_count", 2);
     expect_absent(room, "role");
-    expect_str(e, "role", "member");
-    expect_str(e, "invited_by", alice.id);
+    h_expect_str(e, "role", "member");
+    h_expect_str(e, "invited_by", alice.id);
     cJSON_Delete(e);
 
     /* bob sees it among his rooms, as a member. */
-    d = ok("GET", "/api/rooms", bob.tok, NULL);
-    const cJSON *mine = find_by(field(d, "rooms"), "id", id);
+    d = h_ok(&stack, "GET", "/api/rooms", bob.tok, NULL);
+    const cJSON *mine = find_by(h_field(d, "rooms"), "id", id);
     cr_assert_not_null(mine, "bob does not see the room: %s", cJSON_PrintUnformatted(d));
-    expect_str(mine, "role", "member");
+    h_expect_str(mine, "role", "member");
     expect_num(mine, "member_count", 2);
     cJSON_Delete(d);
 
     /* carol cannot join a private room: it does not exist for her. */
-    refused("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL, 404,
-            "not_found", "does not exist");
+    h_refused(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL,
+              404, "not_found", "does not exist");
 
     /* Promote, then demote: each change is an event naming who did it. The
      * first room event after carol's attempt must be this one: she produced none. */
     const char *steps[][2] = {{"moderator", "member"}, {"member", "moderator"}};
     for (int i = 0; i < 2; i++) {
-        fmt(body, sizeof(body), "{\"role\":\"%s\"}", steps[i][0]);
-        d = ok("PUT", fmt(path, sizeof(path), "/api/rooms/%s/members/%s", id, bob.id), alice.tok,
-               body);
-        expect_str(d, "user_id", bob.id);
-        expect_str(d, "role", steps[i][0]);
+        h_fmt(body, sizeof(body), "{\"role\":\"%s\"}", steps[i][0]);
+        d = h_ok(&stack, "PUT", h_fmt(path, sizeof(path), "/api/rooms/%s/members/%s", id, bob.id),
+                 alice.tok, body);
+        h_expect_str(d, "user_id", bob.id);
+        h_expect_str(d, "role", steps[i][0]);
         cJSON_Delete(d);
         e = room_event(&w, id, "member_updated");
-        expect_str(e, "room_id", id);
-        expect_str(e, "user_id", bob.id);
-        expect_str(e, "username", "bob");
-        expect_str(e, "role", steps[i][0]);
-        expect_str(e, "previous_role", steps[i][1]);
-        expect_str(e, "by", alice.id);
+        h_expect_str(e, "room_id", id);
+        h_expect_str(e, "user_id", bob.id);
+        h_expect_str(e, "username", "bob");
+        h_expect_str(e, "role", steps[i][0]);
+        h_expect_str(e, "previous_role", steps[i][1]);
+        h_expect_str(e, "by", alice.id);
         cJSON_Delete(e);
     }
 
     /* Removal: bob leaves the room's list and gets told personally. */
-    d = ok("DELETE", fmt(path, sizeof(path), "/api/rooms/%s/members/%s", id, bob.id), alice.tok,
-           NULL);
-    expect_str(d, "room_id", id);
-    expect_str(d, "user_id", bob.id);
-    expect_bool(d, "removed", true);
+    d = h_ok(&stack, "DELETE", h_fmt(path, sizeof(path), "/api/rooms/%s/members/%s", id, bob.id),
+             alice.tok, NULL);
+    h_expect_str(d, "room_id", id);
+    h_expect_str(d, "user_id", bob.id);
+    h_expect_bool(d, "removed", true);
     cJSON_Delete(d);
     e = room_event(&w, id, "user_left");
-    expect_str(e, "room_id", id);
-    expect_str(e, "user_id", bob.id);
-    expect_str(e, "username", "bob");
-    expect_str(e, "reason", "removed");
-    expect_str(e, "by", alice.id);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "user_id", bob.id);
+    h_expect_str(e, "username", "bob");
+    h_expect_str(e, "reason", "removed");
+    h_expect_str(e, "by", alice.id);
     cJSON_Delete(e);
     e = user_event(&w, bob.id, "room_removed");
-    expect_str(e, "room_id", id);
-    expect_str(e, "reason", "removed");
-    expect_str(e, "by", alice.id);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "reason", "removed");
+    h_expect_str(e, "by", alice.id);
     cJSON_Delete(e);
 
-    d = ok("GET", "/api/rooms", bob.tok, NULL);
-    cr_assert_null(find_by(field(d, "rooms"), "id", id), "bob still sees the room: %s",
+    d = h_ok(&stack, "GET", "/api/rooms", bob.tok, NULL);
+    cr_assert_null(find_by(h_field(d, "rooms"), "id", id), "bob still sees the room: %s",
                    cJSON_PrintUnformatted(d));
     cJSON_Delete(d);
-    refused("GET", fmt(path, sizeof(path), "/api/rooms/%s", id), bob.tok, NULL, 404, "not_found",
-            NULL);
-    d = ok("GET", fmt(path, sizeof(path), "/api/rooms/%s/members", id), alice.tok, NULL);
-    cr_assert_eq(cJSON_GetArraySize(field(d, "members")), 1, "%s", cJSON_PrintUnformatted(d));
+    h_refused(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s", id), bob.tok, NULL, 404,
+              "not_found", NULL);
+    d = h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s/members", id), alice.tok,
+             NULL);
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "members")), 1, "%s", cJSON_PrintUnformatted(d));
     cJSON_Delete(d);
 
     watch_stop(&w);
-    users_free(&alice, &bob, &carol, NULL);
+    h_users_free(&alice, &bob, &carol, NULL);
 }
 
 Test(rooms, public_room_discover_join_twice_then_leave)
 {
     user alice, bob;
-    start(NULL, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", NULL);
     char id[64], other[64], hidden[64], path[256];
     room_create(&alice, "{\"name\":\"Gardening Club\",\"description\":\"Roses\"}", id, sizeof(id));
     room_create(&alice, "{\"name\":\"Cooking\"}", other, sizeof(other));
@@ -553,69 +420,69 @@ Test(rooms, public_room_discover_join_twice_then_leave)
                 sizeof(hidden));
 
     /* A substring in another case finds the public room only. */
-    cJSON *d = ok("GET", "/api/rooms?scope=public&q=DENING", bob.tok, NULL);
-    const cJSON *rooms = field(d, "rooms");
+    cJSON *d = h_ok(&stack, "GET", "/api/rooms?scope=public&q=DENING", bob.tok, NULL);
+    const cJSON *rooms = h_field(d, "rooms");
     cr_assert_eq(cJSON_GetArraySize(rooms), 1, "%s", cJSON_PrintUnformatted(d));
     const cJSON *r = find_by(rooms, "id", id);
     cr_assert_not_null(r, "%s", cJSON_PrintUnformatted(d));
-    expect_str(r, "name", "Gardening Club");
-    expect_str(r, "description", "Roses");
-    expect_str(r, "role", NULL);
+    h_expect_str(r, "name", "Gardening Club");
+    h_expect_str(r, "description", "Roses");
+    h_expect_str(r, "role", NULL);
     expect_num(r, "member_count", 1);
-    expect_str(d, "next_cursor", NULL);
+    h_expect_str(d, "next_cursor", NULL);
     cJSON_Delete(d);
 
     watcher w;
     watch_start(&w, id);
-    d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL);
-    expect_str(d, "id", id);
-    expect_str(d, "role", "member");
+    d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL);
+    h_expect_str(d, "id", id);
+    h_expect_str(d, "role", "member");
     expect_num(d, "member_count", 2);
     cJSON_Delete(d);
     cJSON *e = room_event(&w, id, "user_joined");
-    expect_str(e, "room_id", id);
-    expect_str(e, "user_id", bob.id);
-    expect_str(e, "username", "bob");
-    expect_str(e, "role", "member");
-    expect_str(e, "invited_by", NULL);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "user_id", bob.id);
+    h_expect_str(e, "username", "bob");
+    h_expect_str(e, "role", "member");
+    h_expect_str(e, "invited_by", NULL);
     cJSON_Delete(e);
 
     /* Joining again is the same answer and no event: the next event on the
      * room is the leave below, not a second user_joined. */
-    d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL);
-    expect_str(d, "role", "member");
+    d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL);
+    h_expect_str(d, "role", "member");
     expect_num(d, "member_count", 2);
     cJSON_Delete(d);
 
-    d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/leave", id), bob.tok, NULL);
-    expect_str(d, "room_id", id);
-    expect_bool(d, "left", true);
-    expect_bool(d, "room_deleted", false);
-    expect_str(d, "new_admin", NULL);
+    d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/leave", id), bob.tok, NULL);
+    h_expect_str(d, "room_id", id);
+    h_expect_bool(d, "left", true);
+    h_expect_bool(d, "room_deleted", false);
+    h_expect_str(d, "new_admin", NULL);
     cJSON_Delete(d);
     e = room_event(&w, id, "user_left");
-    expect_str(e, "room_id", id);
-    expect_str(e, "user_id", bob.id);
-    expect_str(e, "username", "bob");
-    expect_str(e, "reason", "left");
-    expect_str(e, "by", NULL);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "user_id", bob.id);
+    h_expect_str(e, "username", "bob");
+    h_expect_str(e, "reason", "left");
+    h_expect_str(e, "by", NULL);
     cJSON_Delete(e);
 
-    d = ok("GET", "/api/rooms?scope=public&q=dening", bob.tok, NULL);
-    r = find_by(field(d, "rooms"), "id", id);
+    d = h_ok(&stack, "GET", "/api/rooms?scope=public&q=dening", bob.tok, NULL);
+    r = find_by(h_field(d, "rooms"), "id", id);
     cr_assert_not_null(r);
-    expect_str(r, "role", NULL);
+    h_expect_str(r, "role", NULL);
     expect_num(r, "member_count", 1);
     cJSON_Delete(d);
 
     watch_stop(&w);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }
 
 Test(rooms, leaving_hands_admin_to_the_longest_standing_member_and_the_last_out_deletes)
 {
     user alice, u1, u2;
-    start(NULL, &alice, "alice", &u1, "uma", &u2, "vic", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &u1, "uma", &u2, "vic", NULL);
     /* The first to join has the larger user id, so an heir chosen by id
      * instead of by seniority is caught. */
     user *first = strcmp(u1.id, u2.id) > 0 ? &u1 : &u2;
@@ -630,77 +497,83 @@ Test(rooms, leaving_hands_admin_to_the_longest_standing_member_and_the_last_out_
     cJSON_Delete(room_event(&w, id, "user_joined"));
 
     /* The last admin leaves with others present: the senior member takes over. */
-    cJSON *d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/leave", id), alice.tok, NULL);
-    expect_bool(d, "left", true);
-    expect_bool(d, "room_deleted", false);
-    expect_str(d, "new_admin", first->id);
+    cJSON *d =
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/leave", id), alice.tok, NULL);
+    h_expect_bool(d, "left", true);
+    h_expect_bool(d, "room_deleted", false);
+    h_expect_str(d, "new_admin", first->id);
     cJSON_Delete(d);
     cJSON *e = room_event(&w, id, "user_left");
-    expect_str(e, "user_id", alice.id);
-    expect_str(e, "reason", "left");
-    expect_str(e, "by", NULL);
+    h_expect_str(e, "user_id", alice.id);
+    h_expect_str(e, "reason", "left");
+    h_expect_str(e, "by", NULL);
     cJSON_Delete(e);
     e = room_event(&w, id, "member_updated");
-    expect_str(e, "room_id", id);
-    expect_str(e, "user_id", first->id);
-    expect_str(e, "username", first->name);
-    expect_str(e, "role", "admin");
-    expect_str(e, "previous_role", "member");
-    expect_str(e, "by", NULL);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "user_id", first->id);
+    h_expect_str(e, "username", first->name);
+    h_expect_str(e, "role", "admin");
+    h_expect_str(e, "previous_role", "member");
+    h_expect_str(e, "by", NULL);
     cJSON_Delete(e);
-    d = ok("GET", fmt(path, sizeof(path), "/api/rooms/%s/members", id), second->tok, NULL);
-    const cJSON *members = field(d, "members");
+    d = h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s/members", id), second->tok,
+             NULL);
+    const cJSON *members = h_field(d, "members");
     cr_assert_eq(cJSON_GetArraySize(members), 2, "%s", cJSON_PrintUnformatted(d));
-    expect_str(find_by(members, "user_id", first->id), "role", "admin");
-    expect_str(find_by(members, "user_id", second->id), "role", "member");
+    h_expect_str(find_by(members, "user_id", first->id), "role", "admin");
+    h_expect_str(find_by(members, "user_id", second->id), "role", "member");
     cJSON_Delete(d);
 
     /* Again with the new admin. */
-    d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/leave", id), first->tok, NULL);
-    expect_str(d, "new_admin", second->id);
+    d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/leave", id), first->tok,
+             NULL);
+    h_expect_str(d, "new_admin", second->id);
     cJSON_Delete(d);
     cJSON_Delete(room_event(&w, id, "user_left"));
     e = room_event(&w, id, "member_updated");
-    expect_str(e, "user_id", second->id);
-    expect_str(e, "role", "admin");
-    expect_str(e, "by", NULL);
+    h_expect_str(e, "user_id", second->id);
+    h_expect_str(e, "role", "admin");
+    h_expect_str(e, "by", NULL);
     cJSON_Delete(e);
 
     /* The last member leaves: the room is gone. */
-    d = ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/leave", id), second->tok, NULL);
-    expect_bool(d, "left", true);
-    expect_bool(d, "room_deleted", true);
-    expect_str(d, "new_admin", NULL);
+    d = h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/leave", id), second->tok,
+             NULL);
+    h_expect_bool(d, "left", true);
+    h_expect_bool(d, "room_deleted", true);
+    h_expect_str(d, "new_admin", NULL);
     cJSON_Delete(d);
     e = room_event(&w, id, "room_deleted");
-    expect_str(e, "room_id", id);
-    expect_str(e, "deleted_by", second->id);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "deleted_by", second->id);
     cJSON_Delete(e);
     e = user_event(&w, second->id, "room_removed");
-    expect_str(e, "room_id", id);
-    expect_str(e, "reason", "deleted");
-    expect_str(e, "by", second->id);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "reason", "deleted");
+    h_expect_str(e, "by", second->id);
     cJSON_Delete(e);
-    refused("GET", fmt(path, sizeof(path), "/api/rooms/%s", id), second->tok, NULL, 404,
-            "not_found", "does not exist");
+    h_refused(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s", id), second->tok, NULL, 404,
+              "not_found", "does not exist");
     sqlite3 *db = db_open();
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM chat_rooms WHERE id = ?1", id), 0);
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM room_members WHERE room_id = ?1", id), 0);
     sqlite3_close(db);
 
     watch_stop(&w);
-    users_free(&alice, &u1, &u2, NULL);
+    h_users_free(&alice, &u1, &u2, NULL);
 }
 
 Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
 {
     user alice, bob, carol;
-    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], keep[64], path[256];
     room_create(&alice, "{\"name\":\"Doomed\"}", id, sizeof(id));
     room_create(&alice, "{\"name\":\"Keeper\"}", keep, sizeof(keep));
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL));
 
     /* Messages, written as the messages service will write them. */
     sqlite3 *db = db_open();
@@ -717,22 +590,22 @@ Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM messages WHERE room_id = ?1", id), 3);
 
     /* The newest message counts as the room's last activity. */
-    cJSON *d = ok("GET", fmt(path, sizeof(path), "/api/rooms/%s", id), bob.tok, NULL);
-    expect_str(d, "last_activity_at", "2030-01-03T04:05:06.789Z");
+    cJSON *d = h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s", id), bob.tok, NULL);
+    h_expect_str(d, "last_activity_at", "2030-01-03T04:05:06.789Z");
     expect_num(d, "member_count", 3);
     cJSON_Delete(d);
 
     /* Only the admin may delete (the matrix is tested elsewhere; this shows
      * a refused delete leaves everything in place). */
-    refused("DELETE", fmt(path, sizeof(path), "/api/rooms/%s", id), bob.tok, NULL, 403, "forbidden",
-            NULL);
+    h_refused(&stack, "DELETE", h_fmt(path, sizeof(path), "/api/rooms/%s", id), bob.tok, NULL, 403,
+              "forbidden", NULL);
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM messages WHERE room_id = ?1", id), 3);
 
     watcher w;
     watch_start(&w, id);
-    d = ok("DELETE", fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok, NULL);
-    expect_str(d, "room_id", id);
-    expect_bool(d, "deleted", true);
+    d = h_ok(&stack, "DELETE", h_fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok, NULL);
+    h_expect_str(d, "room_id", id);
+    h_expect_bool(d, "deleted", true);
     cJSON_Delete(d);
 
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM messages WHERE room_id = ?1", id), 0);
@@ -744,8 +617,8 @@ Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
     sqlite3_close(db);
 
     cJSON *e = room_event(&w, id, "room_deleted");
-    expect_str(e, "room_id", id);
-    expect_str(e, "deleted_by", alice.id);
+    h_expect_str(e, "room_id", id);
+    h_expect_str(e, "deleted_by", alice.id);
     cJSON_Delete(e);
     /* Every former member, the deleter included, in any order. */
     const user *all[] = {&alice, &bob, &carol};
@@ -757,7 +630,7 @@ Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
         int who = -1;
         for (int k = 0; k < 3; k++) {
             char subj[260];
-            fmt(subj, sizeof(subj), "chat.user.%s.room_removed", all[k]->id);
+            h_fmt(subj, sizeof(subj), "chat.user.%s.room_removed", all[k]->id);
             if (strcmp(natsMsg_GetSubject(m), subj) == 0)
                 who = k;
         }
@@ -765,70 +638,71 @@ Test(rooms, delete_removes_room_members_and_messages_and_tells_every_member)
         seen[who] = true;
         e = cJSON_Parse(natsMsg_GetData(m));
         cr_assert_not_null(e);
-        expect_str(e, "room_id", id);
-        expect_str(e, "reason", "deleted");
-        expect_str(e, "by", alice.id);
+        h_expect_str(e, "room_id", id);
+        h_expect_str(e, "reason", "deleted");
+        h_expect_str(e, "by", alice.id);
         cJSON_Delete(e);
         natsMsg_Destroy(m);
     }
-    refused("GET", fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok, NULL, 404, "not_found",
-            NULL);
-    d = ok("GET", "/api/rooms", carol.tok, NULL);
-    cr_assert_eq(cJSON_GetArraySize(field(d, "rooms")), 0, "%s", cJSON_PrintUnformatted(d));
+    h_refused(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok, NULL, 404,
+              "not_found", NULL);
+    d = h_ok(&stack, "GET", "/api/rooms", carol.tok, NULL);
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "rooms")), 0, "%s", cJSON_PrintUnformatted(d));
     cJSON_Delete(d);
 
     watch_stop(&w);
-    users_free(&alice, &bob, &carol, NULL);
+    h_users_free(&alice, &bob, &carol, NULL);
 }
 
 Test(rooms, update_changes_fields_publishes_the_room_and_refuses_bad_input)
 {
     user alice, bob;
-    start(NULL, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", NULL);
     char id[64], path[256];
     room_create(&alice, "{\"name\":\"Old\",\"description\":\"first\"}", id, sizeof(id));
-    fmt(path, sizeof(path), "/api/rooms/%s", id);
+    h_fmt(path, sizeof(path), "/api/rooms/%s", id);
     char join[256];
-    cJSON_Delete(ok("POST", fmt(join, sizeof(join), "/api/rooms/%s/join", id), bob.tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(join, sizeof(join), "/api/rooms/%s/join", id), bob.tok, NULL));
     watcher w;
     watch_start(&w, id);
 
-    cJSON *d = ok("PUT", path, alice.tok, "{\"name\":\"  New name \\t\"}");
-    expect_str(d, "name", "New name");
-    expect_str(d, "description", "first");
-    expect_str(d, "role", "admin");
+    cJSON *d = h_ok(&stack, "PUT", path, alice.tok, "{\"name\":\"  New name \\t\"}");
+    h_expect_str(d, "name", "New name");
+    h_expect_str(d, "description", "first");
+    h_expect_str(d, "role", "admin");
     cJSON_Delete(d);
     cJSON *e = room_event(&w, id, "room_updated");
     static const char *const room_keys[] = {
         "id",         "name",       "description",  "is_private",
         "created_by", "created_at", "member_count", "last_activity_at"};
     for (size_t i = 0; i < sizeof(room_keys) / sizeof(room_keys[0]); i++)
-        field(e, room_keys[i]);
+        h_field(e, room_keys[i]);
     expect_absent(e, "role");
-    expect_str(e, "id", id);
-    expect_str(e, "name", "New name");
-    expect_str(e, "created_by", alice.id);
+    h_expect_str(e, "id", id);
+    h_expect_str(e, "name", "New name");
+    h_expect_str(e, "created_by", alice.id);
     expect_num(e, "member_count", 2);
     cJSON_Delete(e);
 
     /* null clears the description; privacy may change, members stay. */
-    d = ok("PUT", path, alice.tok, "{\"description\":null,\"is_private\":true}");
-    expect_str(d, "description", NULL);
-    expect_bool(d, "is_private", true);
+    d = h_ok(&stack, "PUT", path, alice.tok, "{\"description\":null,\"is_private\":true}");
+    h_expect_str(d, "description", NULL);
+    h_expect_bool(d, "is_private", true);
     cJSON_Delete(d);
     e = room_event(&w, id, "room_updated");
-    expect_str(e, "description", NULL);
-    expect_bool(e, "is_private", true);
+    h_expect_str(e, "description", NULL);
+    h_expect_bool(e, "is_private", true);
     expect_absent(e, "role");
     cJSON_Delete(e);
-    d = ok("GET", path, bob.tok, NULL);
-    expect_str(d, "role", "member");
+    d = h_ok(&stack, "GET", path, bob.tok, NULL);
+    h_expect_str(d, "role", "member");
     expect_num(d, "member_count", 2);
     cJSON_Delete(d);
 
     /* Multi-line descriptions keep their newlines and tabs. */
-    d = ok("PUT", path, alice.tok, "{\"description\":\"line 1\\n\\tline 2\"}");
-    expect_str(d, "description", "line 1\n\tline 2");
+    d = h_ok(&stack, "PUT", path, alice.tok, "{\"description\":\"line 1\\n\\tline 2\"}");
+    h_expect_str(d, "description", "line 1\n\tline 2");
     cJSON_Delete(d);
     cJSON_Delete(room_event(&w, id, "room_updated"));
 
@@ -838,8 +712,8 @@ Test(rooms, update_changes_fields_publishes_the_room_and_refuses_bad_input)
     memset(long_desc, 'y', 1001);
     long_desc[1001] = '\0';
     char b_name[200], b_desc[1200];
-    fmt(b_name, sizeof(b_name), "{\"name\":\"%s\"}", long_name);
-    fmt(b_desc, sizeof(b_desc), "{\"description\":\"%s\"}", long_desc);
+    h_fmt(b_name, sizeof(b_name), "{\"name\":\"%s\"}", long_name);
+    h_fmt(b_desc, sizeof(b_desc), "{\"description\":\"%s\"}", long_desc);
     struct {
         const char *body, *needle;
     } bad[] = {
@@ -858,43 +732,44 @@ Test(rooms, update_changes_fields_publishes_the_room_and_refuses_bad_input)
         {"{}", "nothing to update"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        refused("PUT", path, alice.tok, bad[i].body, 400, "invalid_request", bad[i].needle);
+        h_refused(&stack, "PUT", path, alice.tok, bad[i].body, 400, "invalid_request",
+                  bad[i].needle);
 
     /* Nothing changed, and nothing was published: the next room event is
      * the one of the update below. */
-    d = ok("GET", path, alice.tok, NULL);
-    expect_str(d, "name", "New name");
-    expect_str(d, "description", "line 1\n\tline 2");
-    expect_bool(d, "is_private", true);
+    d = h_ok(&stack, "GET", path, alice.tok, NULL);
+    h_expect_str(d, "name", "New name");
+    h_expect_str(d, "description", "line 1\n\tline 2");
+    h_expect_bool(d, "is_private", true);
     cJSON_Delete(d);
-    d = ok("PUT", path, alice.tok, "{\"description\":\"   \"}");
-    expect_str(d, "description", NULL);
+    d = h_ok(&stack, "PUT", path, alice.tok, "{\"description\":\"   \"}");
+    h_expect_str(d, "description", NULL);
     cJSON_Delete(d);
     e = room_event(&w, id, "room_updated");
-    expect_str(e, "name", "New name");
-    expect_str(e, "description", NULL);
+    h_expect_str(e, "name", "New name");
+    h_expect_str(e, "description", NULL);
     cJSON_Delete(e);
 
     watch_stop(&w);
-    users_free(&alice, &bob, NULL);
+    h_users_free(&alice, &bob, NULL);
 }
 
 Test(rooms, create_validates_and_trims)
 {
     user alice;
-    start(NULL, &alice, "alice", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", NULL);
     char e100[512] = "", e101[512], x101[128], desc1001[1100];
     for (int i = 0; i < 100; i++)
         strncat(e100, "\xc3\xa9", sizeof(e100) - strlen(e100) - 1);
-    fmt(e101, sizeof(e101), "%s\xc3\xa9", e100);
+    h_fmt(e101, sizeof(e101), "%s\xc3\xa9", e100);
     memset(x101, 'x', 101);
     x101[101] = '\0';
     memset(desc1001, 'd', 1001);
     desc1001[1001] = '\0';
     char b_e101[600], b_x101[200], b_desc[1200];
-    fmt(b_e101, sizeof(b_e101), "{\"name\":\"%s\"}", e101);
-    fmt(b_x101, sizeof(b_x101), "{\"name\":\"%s\"}", x101);
-    fmt(b_desc, sizeof(b_desc), "{\"name\":\"ok\",\"description\":\"%s\"}", desc1001);
+    h_fmt(b_e101, sizeof(b_e101), "{\"name\":\"%s\"}", e101);
+    h_fmt(b_x101, sizeof(b_x101), "{\"name\":\"%s\"}", x101);
+    h_fmt(b_desc, sizeof(b_desc), "{\"name\":\"ok\",\"description\":\"%s\"}", desc1001);
     struct {
         const char *body, *needle;
     } bad[] = {
@@ -916,27 +791,27 @@ Test(rooms, create_validates_and_trims)
         {"{\"name\":\"ok\"", "JSON"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        refused("POST", "/api/rooms", alice.tok, bad[i].body, 400, "invalid_request",
-                bad[i].needle);
+        h_refused(&stack, "POST", "/api/rooms", alice.tok, bad[i].body, 400, "invalid_request",
+                  bad[i].needle);
 
     /* 100 two-byte characters fit: the limit counts characters. */
     char body[700];
-    cJSON *d =
-        ok("POST", "/api/rooms", alice.tok, fmt(body, sizeof(body), "{\"name\":\"%s\"}", e100));
-    expect_str(d, "name", e100);
+    cJSON *d = h_ok(&stack, "POST", "/api/rooms", alice.tok,
+                    h_fmt(body, sizeof(body), "{\"name\":\"%s\"}", e100));
+    h_expect_str(d, "name", e100);
     cJSON_Delete(d);
-    d = ok("POST", "/api/rooms", alice.tok,
-           "{\"name\":\"  Trimmed name \\t\",\"description\":\"   \"}");
+    d = h_ok(&stack, "POST", "/api/rooms", alice.tok,
+             "{\"name\":\"  Trimmed name \\t\",\"description\":\"   \"}");
     char id[64];
-    snprintf(id, sizeof(id), "%s", get_str(d, "id"));
-    expect_str(d, "name", "Trimmed name");
-    expect_str(d, "description", NULL);
-    expect_bool(d, "is_private", false);
-    expect_str(d, "created_by", alice.id);
-    expect_str(d, "role", "admin");
+    snprintf(id, sizeof(id), "%s", h_get_str(d, "id"));
+    h_expect_str(d, "name", "Trimmed name");
+    h_expect_str(d, "description", NULL);
+    h_expect_bool(d, "is_private", false);
+    h_expect_str(d, "created_by", alice.id);
+    h_expect_str(d, "role", "admin");
     expect_num(d, "member_count", 1);
-    expect_time(d, "created_at");
-    expect_time(d, "last_activity_at");
+    h_expect_time(d, "created_at");
+    h_expect_time(d, "last_activity_at");
     cJSON_Delete(d);
     sqlite3 *db = db_open();
     cr_assert_eq(db_count1(db,
@@ -948,103 +823,118 @@ Test(rooms, create_validates_and_trims)
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM chat_rooms WHERE created_by = ?1", alice.id),
                  2);
     sqlite3_close(db);
-    user_free(&alice);
+    h_user_free(&alice);
 }
 
 Test(rooms, invite_errors)
 {
     user alice, bob, dave, erin;
-    start(NULL, &alice, "alice", &bob, "bob", &dave, "dave", &erin, "erin", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", &dave, "dave", &erin, "erin", NULL);
     char id[64], path[256], body[512];
     room_create(&alice, "{\"name\":\"Club\",\"is_private\":true}", id, sizeof(id));
-    fmt(path, sizeof(path), "/api/rooms/%s/invite", id);
+    h_fmt(path, sizeof(path), "/api/rooms/%s/invite", id);
 
-    refused("POST", path, alice.tok, "{\"username\":\"nobody\"}", 404, "not_found", "no user");
-    refused("POST", path, alice.tok, "{\"username\":\"BOB\"}", 404, "not_found", "no user");
-    refused("POST", path, alice.tok, "{\"user_id\":\"user_000000000000000000000000\"}", 404,
-            "not_found", NULL);
-    refused("POST", path, alice.tok,
-            fmt(body, sizeof(body), "{\"user_id\":\"%s\",\"username\":\"bob\"}", bob.id), 400,
-            "invalid_request", "exactly one");
-    refused("POST", path, alice.tok, "{}", 400, "invalid_request", "exactly one");
-    refused("POST", path, alice.tok, "{\"user_id\":\"bad id!\"}", 400, "invalid_request",
-            "'user_id'");
-    refused("POST", path, alice.tok, "{\"user_id\":\"\"}", 400, "invalid_request", "'user_id'");
-    refused("POST", path, alice.tok, "{\"user_id\":12}", 400, "invalid_request", "'user_id'");
+    h_refused(&stack, "POST", path, alice.tok, "{\"username\":\"nobody\"}", 404, "not_found",
+              "no user");
+    h_refused(&stack, "POST", path, alice.tok, "{\"username\":\"BOB\"}", 404, "not_found",
+              "no user");
+    h_refused(&stack, "POST", path, alice.tok, "{\"user_id\":\"user_000000000000000000000000\"}",
+              404, "not_found", NULL);
+    h_refused(&stack, "POST", path, alice.tok,
+              h_fmt(body, sizeof(body), "{\"user_id\":\"%s\",\"username\":\"bob\"}", bob.id), 400,
+              "invalid_request", "exactly one");
+    h_refused(&stack, "POST", path, alice.tok, "{}", 400, "invalid_request", "exactly one");
+    h_refused(&stack, "POST", path, alice.tok, "{\"user_id\":\"bad id!\"}", 400, "invalid_request",
+              "'user_id'");
+    h_refused(&stack, "POST", path, alice.tok, "{\"user_id\":\"\"}", 400, "invalid_request",
+              "'user_id'");
+    h_refused(&stack, "POST", path, alice.tok, "{\"user_id\":12}", 400, "invalid_request",
+              "'user_id'");
 
-    cJSON *d = ok("POST", path, alice.tok, fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", bob.id));
-    expect_str(d, "user_id", bob.id);
-    expect_str(d, "role", "member");
+    cJSON *d = h_ok(&stack, "POST", path, alice.tok,
+                    h_fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", bob.id));
+    h_expect_str(d, "user_id", bob.id);
+    h_expect_str(d, "role", "member");
     cJSON_Delete(d);
-    refused("POST", path, alice.tok, "{\"username\":\"bob\"}", 409, "conflict", "already a member");
-    refused("POST", path, alice.tok, fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", alice.id), 409,
-            "conflict", "already a member");
+    h_refused(&stack, "POST", path, alice.tok, "{\"username\":\"bob\"}", 409, "conflict",
+              "already a member");
+    h_refused(&stack, "POST", path, alice.tok,
+              h_fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", alice.id), 409, "conflict",
+              "already a member");
 
     /* Two users called dave: by name is ambiguous, by id works. */
-    d = ok("PUT", "/api/users/me", erin.tok, "{\"username\":\"dave\"}");
+    d = h_ok(&stack, "PUT", "/api/users/me", erin.tok, "{\"username\":\"dave\"}");
     cJSON_Delete(d);
-    refused("POST", path, alice.tok, "{\"username\":\"dave\"}", 409, "conflict", "several users");
-    d = ok("POST", path, alice.tok, fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", erin.id));
-    expect_str(d, "username", "dave");
+    h_refused(&stack, "POST", path, alice.tok, "{\"username\":\"dave\"}", 409, "conflict",
+              "several users");
+    d = h_ok(&stack, "POST", path, alice.tok,
+             h_fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", erin.id));
+    h_expect_str(d, "username", "dave");
     cJSON_Delete(d);
 
-    d = ok("GET", fmt(path, sizeof(path), "/api/rooms/%s/members", id), alice.tok, NULL);
-    cr_assert_eq(cJSON_GetArraySize(field(d, "members")), 3, "%s", cJSON_PrintUnformatted(d));
-    cr_assert_null(find_by(field(d, "members"), "user_id", dave.id));
+    d = h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s/members", id), alice.tok,
+             NULL);
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "members")), 3, "%s", cJSON_PrintUnformatted(d));
+    cr_assert_null(find_by(h_field(d, "members"), "user_id", dave.id));
     cJSON_Delete(d);
-    users_free(&alice, &bob, &dave, &erin, NULL);
+    h_users_free(&alice, &bob, &dave, &erin, NULL);
 }
 
 Test(rooms, set_role_and_remove_member_errors)
 {
     user alice, bob, carol;
-    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], path[256], me[256], p_bob[256], p_carol[256];
     room_create(&alice, "{\"name\":\"Roles\"}", id, sizeof(id));
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
-    fmt(me, sizeof(me), "/api/rooms/%s/members/%s", id, alice.id);
-    fmt(p_bob, sizeof(p_bob), "/api/rooms/%s/members/%s", id, bob.id);
-    fmt(p_carol, sizeof(p_carol), "/api/rooms/%s/members/%s", id, carol.id);
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
+    h_fmt(me, sizeof(me), "/api/rooms/%s/members/%s", id, alice.id);
+    h_fmt(p_bob, sizeof(p_bob), "/api/rooms/%s/members/%s", id, bob.id);
+    h_fmt(p_carol, sizeof(p_carol), "/api/rooms/%s/members/%s", id, carol.id);
     watcher w;
     watch_start(&w, id);
 
-    refused("PUT", me, alice.tok, "{\"role\":\"member\"}", 409, "conflict", "at least one admin");
-    refused("PUT", me, alice.tok, "{\"role\":\"moderator\"}", 409, "conflict",
-            "at least one admin");
-    refused("PUT", p_bob, alice.tok, "{\"role\":\"owner\"}", 400, "invalid_request", "'role'");
-    refused("PUT", p_bob, alice.tok, "{\"role\":\"Admin\"}", 400, "invalid_request", "'role'");
-    refused("PUT", p_bob, alice.tok, "{}", 400, "invalid_request", "'role'");
-    refused("PUT", p_bob, alice.tok, "{\"role\":\"member\",\"x\":1}", 400, "invalid_request",
-            "unknown field 'x'");
-    refused("PUT", p_carol, alice.tok, "{\"role\":\"moderator\"}", 404, "not_found",
-            "not a member");
-    refused("DELETE", me, alice.tok, NULL, 400, "invalid_request", "leave");
-    refused("DELETE", p_carol, alice.tok, NULL, 404, "not_found", "not a member");
+    h_refused(&stack, "PUT", me, alice.tok, "{\"role\":\"member\"}", 409, "conflict",
+              "at least one admin");
+    h_refused(&stack, "PUT", me, alice.tok, "{\"role\":\"moderator\"}", 409, "conflict",
+              "at least one admin");
+    h_refused(&stack, "PUT", p_bob, alice.tok, "{\"role\":\"owner\"}", 400, "invalid_request",
+              "'role'");
+    h_refused(&stack, "PUT", p_bob, alice.tok, "{\"role\":\"Admin\"}", 400, "invalid_request",
+              "'role'");
+    h_refused(&stack, "PUT", p_bob, alice.tok, "{}", 400, "invalid_request", "'role'");
+    h_refused(&stack, "PUT", p_bob, alice.tok, "{\"role\":\"member\",\"x\":1}", 400,
+              "invalid_request", "unknown field 'x'");
+    h_refused(&stack, "PUT", p_carol, alice.tok, "{\"role\":\"moderator\"}", 404, "not_found",
+              "not a member");
+    h_refused(&stack, "DELETE", me, alice.tok, NULL, 400, "invalid_request", "leave");
+    h_refused(&stack, "DELETE", p_carol, alice.tok, NULL, 404, "not_found", "not a member");
 
     /* The same role again is fine and silent: the next event is the promotion. */
-    cJSON *d = ok("PUT", p_bob, alice.tok, "{\"role\":\"member\"}");
-    expect_str(d, "role", "member");
+    cJSON *d = h_ok(&stack, "PUT", p_bob, alice.tok, "{\"role\":\"member\"}");
+    h_expect_str(d, "role", "member");
     cJSON_Delete(d);
-    d = ok("PUT", p_bob, alice.tok, "{\"role\":\"admin\"}");
-    expect_str(d, "role", "admin");
+    d = h_ok(&stack, "PUT", p_bob, alice.tok, "{\"role\":\"admin\"}");
+    h_expect_str(d, "role", "admin");
     cJSON_Delete(d);
     cJSON *e = room_event(&w, id, "member_updated");
-    expect_str(e, "user_id", bob.id);
-    expect_str(e, "role", "admin");
-    expect_str(e, "previous_role", "member");
+    h_expect_str(e, "user_id", bob.id);
+    h_expect_str(e, "role", "admin");
+    h_expect_str(e, "previous_role", "member");
     cJSON_Delete(e);
 
     /* With a second admin, alice may step down; then bob is the only one. */
-    d = ok("PUT", me, alice.tok, "{\"role\":\"member\"}");
-    expect_str(d, "role", "member");
+    d = h_ok(&stack, "PUT", me, alice.tok, "{\"role\":\"member\"}");
+    h_expect_str(d, "role", "member");
     cJSON_Delete(d);
     e = room_event(&w, id, "member_updated");
-    expect_str(e, "user_id", alice.id);
-    expect_str(e, "role", "member");
-    expect_str(e, "previous_role", "admin");
-    expect_str(e, "by", alice.id);
+    h_expect_str(e, "user_id", alice.id);
+    h_expect_str(e, "role", "member");
+    h_expect_str(e, "previous_role", "admin");
+    h_expect_str(e, "by", alice.id);
     cJSON_Delete(e);
-    refused("PUT", p_bob, bob.tok, "{\"role\":\"member\"}", 409, "conflict", "at least one admin");
+    h_refused(&stack, "PUT", p_bob, bob.tok, "{\"role\":\"member\"}", 409, "conflict",
+              "at least one admin");
     /* Nothing of the refusals reached the database. */
     sqlite3 *db = db_open();
     const char *q[] = {id, bob.id};
@@ -1057,7 +947,7 @@ Test(rooms, set_role_and_remove_member_errors)
     sqlite3_close(db);
 
     watch_stop(&w);
-    users_free(&alice, &bob, &carol, NULL);
+    h_users_free(&alice, &bob, &carol, NULL);
 }
 
 /* Pages through url (which ends in "limit=N") collecting field key of each
@@ -1071,19 +961,19 @@ static int page_all(const char *url, const char *tok, const char *arr, const cha
     int n = 0;
     for (int page = 0; page < 20; page++) {
         if (cursor[0] != '\0')
-            fmt(path, sizeof(path), "%s&cursor=%s", url, cursor);
+            h_fmt(path, sizeof(path), "%s&cursor=%s", url, cursor);
         else
-            fmt(path, sizeof(path), "%s", url);
-        cJSON *d = ok("GET", path, tok, NULL);
-        const cJSON *items = field(d, arr);
+            h_fmt(path, sizeof(path), "%s", url);
+        cJSON *d = h_ok(&stack, "GET", path, tok, NULL);
+        const cJSON *items = h_field(d, arr);
         int got = cJSON_GetArraySize(items);
         const cJSON *it;
         cJSON_ArrayForEach(it, items)
         {
             cr_assert_lt(n, max, "more items than expected");
-            snprintf(out[n++], 64, "%s", get_str(it, key));
+            snprintf(out[n++], 64, "%s", h_get_str(it, key));
         }
-        const cJSON *next = field(d, "next_cursor");
+        const cJSON *next = h_field(d, "next_cursor");
         if (cJSON_IsNull(next)) {
             cr_assert_leq(got, limit);
             cJSON_Delete(d);
@@ -1101,7 +991,7 @@ static int page_all(const char *url, const char *tok, const char *arr, const cha
 Test(rooms, paging_public_rooms_my_rooms_and_members)
 {
     user alice, bob;
-    start(NULL, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", NULL);
     /* Case-insensitive order differs from byte order here, and two names are
      * equal without regard to case so a page boundary falls between them. */
     static const char *names[] = {"kw7q-fig",  "KW7Q-SAME",   "Kw7q-Apple", "kw7q-Grape",
@@ -1110,7 +1000,8 @@ Test(rooms, paging_public_rooms_my_rooms_and_members)
     for (int i = 0; i < 7; i++) {
         char body[128];
         room_create(i % 3 == 1 ? &bob : &alice,
-                    fmt(body, sizeof(body), "{\"name\":\"%s\"}", names[i]), ids[i], sizeof(ids[i]));
+                    h_fmt(body, sizeof(body), "{\"name\":\"%s\"}", names[i]), ids[i],
+                    sizeof(ids[i]));
     }
     char hidden[64], other[64];
     room_create(&alice, "{\"name\":\"kw7q-Hidden\",\"is_private\":true}", hidden, sizeof(hidden));
@@ -1128,10 +1019,10 @@ Test(rooms, paging_public_rooms_my_rooms_and_members)
     for (int i = 0; i < 7; i++)
         cr_assert_str_eq(got[i], want[i], "position %d", i);
     /* The caller's role shows, null where alice is not a member. */
-    cJSON *d = ok("GET", "/api/rooms?scope=public&q=kw7q&limit=100", alice.tok, NULL);
-    expect_str(find_by(field(d, "rooms"), "id", ids[1]), "role", NULL);
-    expect_str(find_by(field(d, "rooms"), "id", ids[0]), "role", "admin");
-    cr_assert_null(find_by(field(d, "rooms"), "id", hidden), "a private room was listed");
+    cJSON *d = h_ok(&stack, "GET", "/api/rooms?scope=public&q=kw7q&limit=100", alice.tok, NULL);
+    h_expect_str(find_by(h_field(d, "rooms"), "id", ids[1]), "role", NULL);
+    h_expect_str(find_by(h_field(d, "rooms"), "id", ids[0]), "role", "admin");
+    cr_assert_null(find_by(h_field(d, "rooms"), "id", hidden), "a private room was listed");
     cJSON_Delete(d);
 
     /* alice's own rooms: each once, newest activity first. */
@@ -1155,14 +1046,14 @@ Test(rooms, paging_public_rooms_my_rooms_and_members)
         {"/api/rooms?scope=all", "'scope'"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        refused("GET", bad[i][0], alice.tok, NULL, 400, "invalid_request", bad[i][1]);
+        h_refused(&stack, "GET", bad[i][0], alice.tok, NULL, 400, "invalid_request", bad[i][1]);
 
     /* Members: five, two a page, in the order they joined (which is not the
      * order of their ids). */
     user joiners[4];
     static const char *jn[] = {"m1", "m2", "m3", "m4"};
     for (int i = 0; i < 4; i++)
-        user_make(&joiners[i], jn[i]);
+        h_user_make(&stack, &joiners[i], jn[i]);
     for (int i = 0; i < 4; i++) { /* descending user id */
         for (int k = i + 1; k < 4; k++) {
             if (strcmp(joiners[k].id, joiners[i].id) > 0) {
@@ -1176,35 +1067,36 @@ Test(rooms, paging_public_rooms_my_rooms_and_members)
     room_create(&alice, "{\"name\":\"Crowd\"}", crowd, sizeof(crowd));
     for (int i = 0; i < 4; i++)
         join_in_order(&joiners[i], crowd);
-    n = page_all(fmt(url, sizeof(url), "/api/rooms/%s/members?limit=2", crowd), alice.tok,
+    n = page_all(h_fmt(url, sizeof(url), "/api/rooms/%s/members?limit=2", crowd), alice.tok,
                  "members", "user_id", 2, got, 12);
     cr_assert_eq(n, 5);
     cr_assert_str_eq(got[0], alice.id);
     for (int i = 0; i < 4; i++)
         cr_assert_str_eq(got[i + 1], joiners[i].id, "member %d out of joining order", i + 1);
-    refused("GET", fmt(url, sizeof(url), "/api/rooms/%s/members?cursor=%%2A", crowd), alice.tok,
-            NULL, 400, "invalid_request", "'cursor' is invalid");
-    refused("GET", fmt(url, sizeof(url), "/api/rooms/%s/members?limit=0", crowd), alice.tok, NULL,
-            400, "invalid_request", "'limit'");
-    refused("GET", fmt(url, sizeof(url), "/api/rooms/%s/members?limit=501", crowd), alice.tok, NULL,
-            400, "invalid_request", "'limit'");
-    d = ok("GET", fmt(url, sizeof(url), "/api/rooms/%s/members?limit=500", crowd), alice.tok, NULL);
-    cr_assert_eq(cJSON_GetArraySize(field(d, "members")), 5);
+    h_refused(&stack, "GET", h_fmt(url, sizeof(url), "/api/rooms/%s/members?cursor=%%2A", crowd),
+              alice.tok, NULL, 400, "invalid_request", "'cursor' is invalid");
+    h_refused(&stack, "GET", h_fmt(url, sizeof(url), "/api/rooms/%s/members?limit=0", crowd),
+              alice.tok, NULL, 400, "invalid_request", "'limit'");
+    h_refused(&stack, "GET", h_fmt(url, sizeof(url), "/api/rooms/%s/members?limit=501", crowd),
+              alice.tok, NULL, 400, "invalid_request", "'limit'");
+    d = h_ok(&stack, "GET", h_fmt(url, sizeof(url), "/api/rooms/%s/members?limit=500", crowd),
+             alice.tok, NULL);
+    cr_assert_eq(cJSON_GetArraySize(h_field(d, "members")), 5);
     cJSON_Delete(d);
 
     for (int i = 0; i < 4; i++)
-        user_free(&joiners[i]);
-    users_free(&alice, &bob, NULL);
+        h_user_free(&joiners[i]);
+    h_users_free(&alice, &bob, NULL);
 }
 
 Test(rooms, authorize_follows_the_cache_written_before_commit)
 {
     user alice, bob, carol;
-    start(NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", &carol, "carol", NULL);
     char id[64], path[256], body[256];
     room_create(&alice, "{\"name\":\"Vault\",\"is_private\":true}", id, sizeof(id));
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/invite", id), alice.tok,
-                    fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", bob.id)));
+    cJSON_Delete(h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/invite", id),
+                      alice.tok, h_fmt(body, sizeof(body), "{\"user_id\":\"%s\"}", bob.id)));
     cache c;
     cache_open(&c);
 
@@ -1219,17 +1111,18 @@ Test(rooms, authorize_follows_the_cache_written_before_commit)
 
     /* authorize answers from the cache: an entry naming carol lets her in. */
     char fake[800];
-    fmt(fake, sizeof(fake),
-        "{\"room_id\":\"%s\",\"exists\":true,\"is_private\":true,\"members\":["
-        "{\"user_id\":\"%s\",\"role\":\"admin\"},{\"user_id\":\"%s\",\"role\":\"member\"},"
-        "{\"user_id\":\"%s\",\"role\":\"member\"}]}",
-        id, alice.id, bob.id, carol.id);
+    h_fmt(fake, sizeof(fake),
+          "{\"room_id\":\"%s\",\"exists\":true,\"is_private\":true,\"members\":["
+          "{\"user_id\":\"%s\",\"role\":\"admin\"},{\"user_id\":\"%s\",\"role\":\"member\"},"
+          "{\"user_id\":\"%s\",\"role\":\"member\"}]}",
+          id, alice.id, bob.id, carol.id);
     cr_assert_eq(kvStore_PutString(NULL, c.kv, id, fake), NATS_OK);
     expect_allowed(&c, carol.id, id, "read", "member", true);
 
     /* A removal rewrites the entry before its reply: refused at once. */
-    cJSON_Delete(ok("DELETE", fmt(path, sizeof(path), "/api/rooms/%s/members/%s", id, bob.id),
-                    alice.tok, NULL));
+    cJSON_Delete(h_ok(&stack, "DELETE",
+                      h_fmt(path, sizeof(path), "/api/rooms/%s/members/%s", id, bob.id), alice.tok,
+                      NULL));
     expect_denied(&c, bob.id, id, "send", "not_found");
     expect_denied(&c, carol.id, id, "read", "not_found");
     const char *uids1[] = {alice.id};
@@ -1237,8 +1130,8 @@ Test(rooms, authorize_follows_the_cache_written_before_commit)
     expect_cached(&c, id, true, uids1, roles1, 1);
 
     /* A privacy change is written through too. */
-    cJSON_Delete(ok("PUT", fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok,
-                    "{\"is_private\":false}"));
+    cJSON_Delete(h_ok(&stack, "PUT", h_fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok,
+                      "{\"is_private\":false}"));
     expect_cached(&c, id, false, uids1, roles1, 1);
     expect_allowed(&c, carol.id, id, "join", NULL, false);
     expect_denied(&c, carol.id, id, "send", "forbidden");
@@ -1250,17 +1143,18 @@ Test(rooms, authorize_follows_the_cache_written_before_commit)
     expect_cached(&c, id, false, uids1, roles1, 1);
 
     /* Deletion leaves a tombstone. */
-    cJSON_Delete(ok("DELETE", fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "DELETE", h_fmt(path, sizeof(path), "/api/rooms/%s", id), alice.tok, NULL));
     cJSON *j = cache_get(&c, id);
     cr_assert_not_null(j, "no tombstone");
-    expect_str(j, "room_id", id);
-    expect_bool(j, "exists", false);
+    h_expect_str(j, "room_id", id);
+    h_expect_bool(j, "exists", false);
     expect_absent(j, "members");
     cJSON_Delete(j);
     expect_denied(&c, alice.id, id, "read", "not_found");
 
     cache_close(&c);
-    users_free(&alice, &bob, &carol, NULL);
+    h_users_free(&alice, &bob, &carol, NULL);
 }
 
 /* A room with more members than NATTER_ROOMS_CACHE_MAX_MEMBERS (2 here) is
@@ -1270,22 +1164,25 @@ Test(rooms, rooms_too_large_to_cache_are_marked_and_still_authorised)
 {
     static const char *const extra[] = {"NATTER_ROOMS_CACHE_MAX_MEMBERS=2", NULL};
     user alice, bob, carol, dave;
-    start(extra, &alice, "alice", &bob, "bob", &carol, "carol", &dave, "dave", NULL);
+    h_users_start(&stack, extra, &alice, "alice", &bob, "bob", &carol, "carol", &dave, "dave",
+                  NULL);
     char id[64], path[256];
     room_create(&alice, "{\"name\":\"Crowd\"}", id, sizeof(id));
     cache c;
     cache_open(&c);
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
     const char *uids2[] = {alice.id, bob.id};
     const char *roles2[] = {"admin", "member"};
     expect_cached(&c, id, false, uids2, roles2, 2);
 
     /* The third member turns the entry into a marker. */
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), carol.tok, NULL));
     cJSON *j = cache_get(&c, id);
     cr_assert_not_null(j, "no cache entry");
-    expect_bool(j, "exists", true);
-    expect_bool(j, "uncached", true);
+    h_expect_bool(j, "exists", true);
+    h_expect_bool(j, "uncached", true);
     expect_absent(j, "members");
     cJSON_Delete(j);
     expect_allowed(&c, carol.id, id, "send", "member", false);
@@ -1298,44 +1195,45 @@ Test(rooms, rooms_too_large_to_cache_are_marked_and_still_authorised)
     expect_allowed(&c, bob.id, id, "read", "member", false);
     j = cache_get(&c, id);
     cr_assert_not_null(j, "the miss did not fill the cache");
-    expect_bool(j, "uncached", true);
+    h_expect_bool(j, "uncached", true);
     cJSON_Delete(j);
 
     /* Back to two members: the list is cached again. */
-    cJSON_Delete(ok("POST", fmt(path, sizeof(path), "/api/rooms/%s/leave", id), carol.tok, NULL));
+    cJSON_Delete(h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/leave", id),
+                      carol.tok, NULL));
     expect_cached(&c, id, false, uids2, roles2, 2);
     expect_denied(&c, carol.id, id, "send", "forbidden");
 
     cache_close(&c);
-    users_free(&alice, &bob, &carol, &dave, NULL);
+    h_users_free(&alice, &bob, &carol, &dave, NULL);
 }
 
 Test(rooms, a_caller_without_a_profile_gets_409)
 {
     user alice, ghost;
-    start(NULL, &alice, "alice", &ghost, "ghost", NULL);
+    h_users_start(&stack, NULL, &alice, "alice", &ghost, "ghost", NULL);
     char id[64], path[256];
     room_create(&alice, "{\"name\":\"Lobby\"}", id, sizeof(id));
     sqlite3 *db = db_open();
     db_count1(db, "DELETE FROM users WHERE clerk_user_id = ?1", ghost.id);
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM users WHERE clerk_user_id = ?1", ghost.id), 0);
 
-    refused("POST", "/api/rooms", ghost.tok, "{\"name\":\"Mine\"}", 409, "conflict",
-            "POST /api/users");
-    refused("POST", fmt(path, sizeof(path), "/api/rooms/%s/join", id), ghost.tok, NULL, 409,
-            "conflict", "POST /api/users");
+    h_refused(&stack, "POST", "/api/rooms", ghost.tok, "{\"name\":\"Mine\"}", 409, "conflict",
+              "POST /api/users");
+    h_refused(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), ghost.tok, NULL,
+              409, "conflict", "POST /api/users");
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM chat_rooms WHERE created_by = ?1", ghost.id),
                  0);
     cr_assert_eq(db_count1(db, "SELECT COUNT(*) FROM room_members WHERE user_id = ?1", ghost.id),
                  0);
 
     /* Once the profile exists the same requests succeed. */
-    cJSON_Delete(ok("POST", "/api/users", ghost.tok,
-                    "{\"username\":\"ghost\",\"email\":\"ghost@example.com\"}"));
-    cJSON_Delete(ok("POST", "/api/rooms", ghost.tok, "{\"name\":\"Mine\"}"));
-    cJSON *d = ok("POST", path, ghost.tok, NULL);
-    expect_str(d, "role", "member");
+    cJSON_Delete(h_ok(&stack, "POST", "/api/users", ghost.tok,
+                      "{\"username\":\"ghost\",\"email\":\"ghost@example.com\"}"));
+    cJSON_Delete(h_ok(&stack, "POST", "/api/rooms", ghost.tok, "{\"name\":\"Mine\"}"));
+    cJSON *d = h_ok(&stack, "POST", path, ghost.tok, NULL);
+    h_expect_str(d, "role", "member");
     cJSON_Delete(d);
     sqlite3_close(db);
-    users_free(&alice, &ghost, NULL);
+    h_users_free(&alice, &ghost, NULL);
 }
