@@ -448,6 +448,24 @@ nt_status nt_nats_publish(nt_nats *nc, const char *subject, const void *data, si
     return nt_nats_status(natsConnection_Publish(nc->conn, subject, data, (int)len));
 }
 
+nt_status nt_nats_publish_hdrs(nt_nats *nc, const char *subject, const void *data, size_t len,
+                               const nt_header *hdrs, size_t n)
+{
+    NT_ASSERT(nc != NULL && (n == 0 || hdrs != NULL));
+    if (subject == NULL || subject[0] == '\0')
+        return NT_EINVAL;
+    if (len > INT_MAX)
+        return NT_ETOOBIG;
+    natsMsg *m = NULL;
+    natsStatus s = natsMsg_Create(&m, subject, NULL, data, (int)len);
+    for (size_t i = 0; s == NATS_OK && i < n; i++)
+        s = natsMsgHeader_Set(m, hdrs[i].key, hdrs[i].value);
+    if (s == NATS_OK)
+        s = natsConnection_PublishMsg(nc->conn, m);
+    natsMsg_Destroy(m);
+    return nt_nats_status(s);
+}
+
 nt_status nt_nats_request(nt_nats *nc, const char *subject, const char *user,
                           const char *request_id, const void *data, size_t len, int timeout_ms,
                           nt_response *out)
@@ -544,9 +562,22 @@ static void sub_on_msg(natsConnection *conn, natsSubscription *ns, natsMsg *msg,
     (void)conn;
     (void)ns;
     nt_sub *s = closure;
-    s->cb(s->ctx, s->tag, natsMsg_GetSubject(msg), natsMsg_GetData(msg),
-          (size_t)natsMsg_GetDataLength(msg));
+    nt_msg m = {
+        .subject = natsMsg_GetSubject(msg),
+        .data = natsMsg_GetData(msg),
+        .len = (size_t)natsMsg_GetDataLength(msg),
+        .raw = msg,
+    };
+    s->cb(s->ctx, s->tag, &m);
     natsMsg_Destroy(msg);
+}
+
+const char *nt_msg_header(const nt_msg *m, const char *key)
+{
+    const char *v = NULL;
+    if (m == NULL || m->raw == NULL || key == NULL)
+        return NULL;
+    return natsMsgHeader_Get(m->raw, key, &v) == NATS_OK ? v : NULL;
 }
 
 /* Frees the nt_sub once nats.c has delivered its last message. */

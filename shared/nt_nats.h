@@ -50,6 +50,16 @@ bool nt_nats_is_connected(nt_nats *nc);
 /* Publishes an event (no reply expected). Thread-safe. */
 nt_status nt_nats_publish(nt_nats *nc, const char *subject, const void *data, size_t len);
 
+/* A NATS header: key and value, borrowed. */
+typedef struct {
+    const char *key;
+    const char *value;
+} nt_header;
+
+/* As nt_nats_publish, with n headers (keys are case-sensitive). Thread-safe. */
+nt_status nt_nats_publish_hdrs(nt_nats *nc, const char *subject, const void *data, size_t len,
+                               const nt_header *hdrs, size_t n);
+
 /* A reply received from a request. */
 typedef struct {
     int http;   /* 200, or the Nats-Service-Error-Code of the reply */
@@ -88,11 +98,21 @@ struct __natsConnection *nt_nats_raw(nt_nats *nc);
 
 typedef struct nt_sub nt_sub;
 
-/* Called for each message on a nats.c delivery thread: tag is the one given
- * at subscribe, subject and data are borrowed for the call (data is not
- * NUL-terminated). Keep it short. */
-typedef void (*nt_msg_cb)(void *ctx, uint64_t tag, const char *subject, const char *data,
-                          size_t len);
+/* A message delivered to a subscription, borrowed for the callback's call. */
+typedef struct {
+    const char *subject;
+    const char *data; /* len bytes, NUL-terminated by nats.c */
+    size_t len;
+    void *raw; /* nats.c's message, for nt_msg_header */
+} nt_msg;
+
+/* The value of header key of m (case-sensitive), borrowed like m; NULL when
+ * absent. */
+const char *nt_msg_header(const nt_msg *m, const char *key);
+
+/* Called for each message on a nats.c delivery thread with the tag given at
+ * subscribe. Keep it short. */
+typedef void (*nt_msg_cb)(void *ctx, uint64_t tag, const nt_msg *m);
 
 /* Subscribes to subject (wildcards allowed), no queue group. ctx must outlive
  * the subscription, including a callback still running when nt_sub_destroy

@@ -404,7 +404,7 @@ static void topics_grow(edge_server *s)
     s->nbuckets = n;
 }
 
-static void on_event(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len);
+static void on_event(void *ctx, uint64_t tag, const nt_msg *msg);
 
 /* The topic named name, created and subscribed when new. NULL when NATS
  * refuses the subscription. */
@@ -1500,9 +1500,11 @@ static void on_nats_gap(void *ctx, const char *why)
 }
 
 /* chat.<kind>.<id>.<event>: encode once, hand over. */
-static void on_event(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len)
+static void on_event(void *ctx, uint64_t tag, const nt_msg *msg)
 {
     edge_server *s = ctx;
+    const char *subject = msg->subject, *data = msg->data;
+    size_t len = msg->len;
     char kind[8], id[129], event[EDGE_EVENT_MAX + 1];
     const char *p = subject + 5; /* past "chat." */
     const char *d1 = strchr(p, '.');

@@ -1379,13 +1379,16 @@ typedef struct {
     atomic_ullong last_tag;
     char last_subject[128];
     char last_data[64];
+    char last_hdr[64]; /* Chat-Presence-Seq, "-" when absent */
 } seen;
 
-static void on_msg(void *ctx, uint64_t tag, const char *subject, const char *data, size_t len)
+static void on_msg(void *ctx, uint64_t tag, const nt_msg *m)
 {
     seen *s = ctx;
-    snprintf(s->last_subject, sizeof(s->last_subject), "%s", subject);
-    snprintf(s->last_data, sizeof(s->last_data), "%.*s", (int)len, data);
+    const char *h = nt_msg_header(m, "Chat-Presence-Seq");
+    snprintf(s->last_subject, sizeof(s->last_subject), "%s", m->subject);
+    snprintf(s->last_data, sizeof(s->last_data), "%.*s", (int)m->len, m->data);
+    snprintf(s->last_hdr, sizeof(s->last_hdr), "%s", h != NULL ? h : "-");
     atomic_store(&s->last_tag, tag);
     atomic_fetch_add(&s->count, 1);
 }
@@ -1424,12 +1427,21 @@ Test(nt_nats, a_pooled_subscription_delivers_with_its_tag_until_destroyed)
     cr_assert_str_eq(s.last_subject, "chat.room.r1.message_received");
     cr_assert_str_eq(s.last_data, "{\"a\":1}");
     cr_assert_eq(atomic_load(&s.last_tag), 42);
+    cr_assert_str_eq(s.last_hdr, "-");
+
+    /* Headers published are read back by key; the payload is untouched. */
+    const nt_header h[] = {{"Chat-Presence-Edge", "e1"}, {"Chat-Presence-Seq", "17"}};
+    cr_assert_eq(nt_nats_publish_hdrs(pub, "chat.room.r1.presence_diff", "{}", 2, h, 2), NT_OK);
+    cr_assert(wait_count(&s.count, 2, 3000), "the message with headers was not delivered");
+    cr_assert_str_eq(s.last_hdr, "17");
+    cr_assert_str_eq(s.last_data, "{}");
+    cr_assert_eq(nt_nats_publish_hdrs(pub, "", "{}", 2, h, 2), NT_EINVAL);
 
     nt_sub_destroy(sub);
     nt_nats_request(nc, "t.nobody", NULL, NULL, NULL, 0, 200, &r);
     cr_assert_eq(nt_nats_publish(pub, "chat.room.r1.message_received", "{\"a\":2}", 7), NT_OK);
     msleep(300);
-    cr_assert_eq(atomic_load(&s.count), 1, "delivered after destroy");
+    cr_assert_eq(atomic_load(&s.count), 2, "delivered after destroy");
     cr_assert_eq(nt_nats_subscribe(nc, "", on_msg, &s, 1, &sub), NT_EINVAL);
     nt_nats_drain(nc, 2000);
     nt_nats_destroy(nc);
