@@ -6,15 +6,20 @@
 #include "nt_log.h"
 
 #include <limits.h>
+#include <stdbool.h>
 #include <nats/nats.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define KV_API_WAIT_MS 1000
-#define KV_MOD         "kv"
-#define KV_ID_MAX      200
-#define KV_BUCKET_MAX  128
+#define KV_API_WAIT_MS  1000
+#define KV_MOD          "kv"
+#define KV_ID_MAX       200
+#define KV_BUCKET_MAX   128
+#define KV_CLAIM_PREFIX "claim."
+/* The longest bucket key: a claim, "claim." and a 200-character id. */
+#define KV_KEY_MAX      (KV_ID_MAX + sizeof(KV_CLAIM_PREFIX) - 1)
+#define KV_KEYS_WAIT_MS 5000
 
 struct nt_kv {
     jsCtx *js;
@@ -63,13 +68,20 @@ static int kv_id_valid(const char *s, size_t n)
 nt_status nt_kv_map_key(const char *logical, nt_kv_class *cls, char *key, size_t keylen)
 {
     static const char room_tail[] = ":members";
+    static const char claim[] = "presence-claim:";
     if (logical == NULL || cls == NULL || key == NULL)
         return NT_EINVAL;
     nt_kv_class c;
     const char *id;
+    const char *bucket_prefix = "";
     size_t n;
     size_t total = strlen(logical);
-    if (strncmp(logical, "session:", 8) == 0) {
+    if (strncmp(logical, claim, sizeof(claim) - 1) == 0) {
+        c = NT_KV_PRESENCE;
+        id = logical + sizeof(claim) - 1;
+        n = total - (sizeof(claim) - 1);
+        bucket_prefix = KV_CLAIM_PREFIX;
+    } else if (strncmp(logical, "session:", 8) == 0) {
         c = NT_KV_SESSION;
         id = logical + 8;
         n = total - 8;
@@ -87,10 +99,12 @@ nt_status nt_kv_map_key(const char *logical, nt_kv_class *cls, char *key, size_t
     } else {
         return NT_EINVAL;
     }
-    if (!kv_id_valid(id, n) || n + 1 > keylen)
+    size_t np = strlen(bucket_prefix);
+    if (!kv_id_valid(id, n) || np + n + 1 > keylen)
         return NT_EINVAL;
-    memcpy(key, id, n);
-    key[n] = '\0';
+    memcpy(key, bucket_prefix, np);
+    memcpy(key + np, id, n);
+    key[np + n] = '\0';
     *cls = c;
     return NT_OK;
 }
@@ -222,7 +236,7 @@ nt_status nt_kv_put(nt_kv *kv, const char *key, const void *data, size_t len)
 {
     NT_ASSERT(kv != NULL);
     nt_kv_class cls;
-    char k[KV_ID_MAX + 1];
+    char k[KV_KEY_MAX + 1];
     nt_status st = kv_prepare(key, len, &cls, k, sizeof(k));
     if (st != NT_OK)
         return st;
@@ -235,7 +249,7 @@ nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len)
 {
     NT_ASSERT(kv != NULL);
     nt_kv_class cls;
-    char k[KV_ID_MAX + 1];
+    char k[KV_KEY_MAX + 1];
     nt_status st = kv_prepare(key, len, &cls, k, sizeof(k));
     if (st != NT_OK)
         return st;
@@ -252,11 +266,11 @@ nt_status nt_kv_create(nt_kv *kv, const char *key, const void *data, size_t len)
     return kv_write_failed(cls, "create", s);
 }
 
-nt_status nt_kv_get(nt_kv *kv, const char *key, char **data, size_t *len)
+nt_status nt_kv_get_rev(nt_kv *kv, const char *key, char **data, size_t *len, uint64_t *rev)
 {
-    NT_ASSERT(kv != NULL && data != NULL && len != NULL);
+    NT_ASSERT(kv != NULL && data != NULL && len != NULL && rev != NULL);
     nt_kv_class cls;
-    char k[KV_ID_MAX + 1];
+    char k[KV_KEY_MAX + 1];
     nt_status st = nt_kv_map_key(key, &cls, k, sizeof(k));
     if (st != NT_OK)
         return st;
@@ -284,16 +298,106 @@ nt_status nt_kv_get(nt_kv *kv, const char *key, char **data, size_t *len)
     copy[vlen] = '\0';
     *data = copy;
     *len = vlen;
+    *rev = kvEntry_Revision(e);
 out:
     kvEntry_Destroy(e);
     return st;
+}
+
+nt_status nt_kv_get(nt_kv *kv, const char *key, char **data, size_t *len)
+{
+    uint64_t rev = 0;
+    return nt_kv_get_rev(kv, key, data, len, &rev);
+}
+
+nt_status nt_kv_update(nt_kv *kv, const char *key, const void *data, size_t len, uint64_t rev)
+{
+    NT_ASSERT(kv != NULL);
+    nt_kv_class cls;
+    char k[KV_KEY_MAX + 1];
+    nt_status st = kv_prepare(key, len, &cls, k, sizeof(k));
+    if (st != NT_OK)
+        return st;
+    uint64_t out_rev = 0;
+    natsStatus s = rev == 0 ? kvStore_Create(&out_rev, kv->stores[cls], k, data, (int)len)
+                            : kvStore_Update(&out_rev, kv->stores[cls], k, data, (int)len, rev);
+    if (s == NATS_OK)
+        return NT_OK;
+    /* nats.c 3.4.1 reports "wrong last sequence" as a plain NATS_ERR: look at
+     * what the key holds now. A value at another revision (or any value for a
+     * create, or none for an update) is a conflict, unless the write timed
+     * out and the key holds exactly what we wrote: the write was applied
+     * and only its answer was lost, and reading our own write as a conflict
+     * would make the caller believe another writer won. (After a definite
+     * refusal equal bytes are another writer's: two instances may write
+     * the same value in the same millisecond.) The revision we expected
+     * still being there means the write failed for another reason. */
+    char *cur = NULL;
+    size_t cur_len = 0;
+    uint64_t cur_rev = 0;
+    nt_status gs = nt_kv_get_rev(kv, key, &cur, &cur_len, &cur_rev);
+    bool ours = s == NATS_TIMEOUT && gs == NT_OK && cur_rev != rev && cur_len == len &&
+                (len == 0 || memcmp(cur, data, len) == 0);
+    free(cur);
+    if (ours)
+        return NT_OK;
+    if ((gs == NT_OK && cur_rev != rev) || (gs == NT_ENOTFOUND && rev != 0))
+        return NT_ECONFLICT;
+    return kv_write_failed(cls, rev == 0 ? "create" : "update", s);
+}
+
+nt_status nt_kv_keys(nt_kv *kv, nt_kv_class cls, char ***keys, size_t *n)
+{
+    NT_ASSERT(kv != NULL && keys != NULL && n != NULL);
+    if (cls < 0 || cls >= NT_KV__COUNT)
+        return NT_EINVAL;
+    kvKeysList list = {0};
+    kvWatchOptions wo;
+    kvWatchOptions_Init(&wo);
+    wo.Timeout = KV_KEYS_WAIT_MS;
+    natsStatus s = kvStore_Keys(&list, kv->stores[cls], &wo);
+    /* An empty bucket is NATS_NOT_FOUND in nats.c, not an empty list. */
+    if (s == NATS_NOT_FOUND) {
+        *keys = NULL;
+        *n = 0;
+        return NT_OK;
+    }
+    if (s != NATS_OK) {
+        nt_log_warn(KV_MOD, "keys failed class=%s err=%s", kv_classes[cls].suffix,
+                    natsStatus_GetText(s));
+        nt_status st = kv_status(s);
+        return st == NT_ENOTFOUND ? NT_EUNAVAIL : st;
+    }
+    char **out = NULL;
+    size_t count = list.Count > 0 ? (size_t)list.Count : 0;
+    if (count > 0) {
+        out = calloc(count, sizeof(*out));
+        NT_ASSERT(out != NULL);
+        for (size_t i = 0; i < count; i++) {
+            out[i] = strdup(list.Keys[i]);
+            NT_ASSERT(out[i] != NULL);
+        }
+    }
+    kvKeysList_Destroy(&list);
+    *keys = out;
+    *n = count;
+    return NT_OK;
+}
+
+void nt_kv_keys_free(char **keys, size_t n)
+{
+    if (keys == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(keys[i]);
+    free(keys);
 }
 
 nt_status nt_kv_delete(nt_kv *kv, const char *key)
 {
     NT_ASSERT(kv != NULL);
     nt_kv_class cls;
-    char k[KV_ID_MAX + 1];
+    char k[KV_KEY_MAX + 1];
     nt_status st = nt_kv_map_key(key, &cls, k, sizeof(k));
     if (st != NT_OK)
         return st;

@@ -113,3 +113,45 @@ Test(nt_kv_keys, classes_have_their_bucket_suffix_and_ttl)
     cr_assert_eq(nt_kv_ttl_seconds(NT_KV_PRESENCE), 300);
     cr_assert_eq(nt_kv_ttl_seconds(NT_KV_ROOM_MEMBERS), 3600);
 }
+
+Test(nt_kv_keys, maps_presence_claims_into_the_presence_bucket_with_a_dot)
+{
+    expect_key("presence-claim:AbCdEfGhIjKlMnOpQrStUv-12", NT_KV_PRESENCE,
+               "claim.AbCdEfGhIjKlMnOpQrStUv-12");
+    expect_key("presence-claim:E-gone", NT_KV_PRESENCE, "claim.E-gone");
+    expect_key("presence-claim:x", NT_KV_PRESENCE, "claim.x");
+    /* A user's key never has a dot, so it cannot be taken for a claim. */
+    expect_bad("presence:claim.x");
+}
+
+Test(nt_kv_keys, refuses_malformed_presence_claims)
+{
+    expect_bad("presence-claim:");
+    expect_bad("presence-claim:a.b");
+    expect_bad("presence-claim:a b");
+    expect_bad("presence-claim:a>");
+    expect_bad("presence-claim");
+    expect_bad("presence-claims:x");
+    expect_bad("Presence-claim:x");
+    char logical[300], id[202];
+    memset(id, 'c', 201);
+    id[201] = '\0';
+    snprintf(logical, sizeof(logical), "presence-claim:%s", id);
+    expect_bad(logical);
+}
+
+Test(nt_kv_keys, claims_of_200_characters_fit_with_their_prefix)
+{
+    char logical[300], id[201], want[220];
+    memset(id, 'c', 200);
+    id[200] = '\0';
+    snprintf(logical, sizeof(logical), "presence-claim:%s", id);
+    snprintf(want, sizeof(want), "claim.%s", id);
+    expect_key(logical, NT_KV_PRESENCE, want);
+    /* The buffer must hold the prefix too. */
+    nt_kv_class cls = NT_KV__COUNT;
+    char key[8];
+    cr_assert_eq(nt_kv_map_key("presence-claim:abc", &cls, key, sizeof(key)), NT_EINVAL);
+    cr_assert_eq(nt_kv_map_key("presence-claim:a", &cls, key, sizeof(key)), NT_OK);
+    cr_assert_str_eq(key, "claim.a");
+}
