@@ -51,6 +51,7 @@ include services/gateway/gateway.mk
 include services/rooms/rooms.mk
 include services/messages/messages.mk
 include services/edge/edge.mk
+include services/presence/presence.mk
 include tests/tests.mk
 include tests/bench/bench.mk
 

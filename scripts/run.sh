@@ -54,6 +54,7 @@ start() {
 start auth
 start rooms
 start messages
+start presence
 start gateway
 start edge
 

@@ -17,9 +17,10 @@ AUTH_LIB_OBJS  := $(filter-out $(OBJ)/services/auth/main.o,$(AUTH_OBJS))
 ROOMS_LIB_OBJS := $(filter-out $(OBJ)/services/rooms/main.o,$(ROOMS_OBJS))
 MSGS_LIB_OBJS  := $(filter-out $(OBJ)/services/messages/main.o,$(MSGS_OBJS))
 EDGE_LIB_OBJS  := $(filter-out $(OBJ)/services/edge/main.o,$(EDGE_OBJS))
+PRES_LIB_OBJS  := $(filter-out $(OBJ)/services/presence/main.o,$(PRES_OBJS))
 
 $(UNIT_BIN): $(UNIT_OBJS) $(AUTH_LIB_OBJS) $(ROOMS_LIB_OBJS) $(MSGS_LIB_OBJS) $(GW_LIB_OBJS) \
-             $(EDGE_LIB_OBJS) $(NT_LIB)
+             $(EDGE_LIB_OBJS) $(PRES_LIB_OBJS) $(NT_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(EDGE_LIBS) $(LDLIBS) -lcriterion
 

@@ -197,7 +197,7 @@ function memOf(pid) {
   return out;
 }
 
-const MEASURED = ['edge', 'nats-server', 'rooms', 'messages', 'auth', 'gateway'];
+const MEASURED = ['edge', 'nats-server', 'rooms', 'messages', 'presence', 'auth', 'gateway'];
 
 function cpuSnap() {
   const s = {};
@@ -282,6 +282,7 @@ async function startStack() {
   };
   spawnProc('auth', binary('auth'), [], env);
   spawnProc('rooms', binary('rooms'), [], env);
+  spawnProc('presence', binary('presence'), [], env);
   // The per-user send limit is not what is measured (as in bench_send).
   spawnProc('messages', binary('messages'), [], {
     ...env,

@@ -370,11 +370,13 @@ void h_stack_start(h_stack *s, const char *const *extra)
     h_spawn("auth", s->env);
     h_spawn("rooms", s->env);
     h_spawn("messages", s->env);
+    h_spawn("presence", s->env);
     h_spawn("gateway", s->env);
     char url[256];
     snprintf(url, sizeof(url), "%s/readyz", s->base);
     if (!h_wait_http(url, 200, 15000) || !h_wait_service(s->nats_url, "rooms", 15000) ||
-        !h_wait_service(s->nats_url, "messages", 15000)) {
+        !h_wait_service(s->nats_url, "messages", 15000) ||
+        !h_wait_service(s->nats_url, "presence", 15000)) {
         h_dump_logs();
         cr_assert_fail("the stack did not become ready");
     }

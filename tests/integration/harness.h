@@ -88,8 +88,8 @@ typedef struct {
  * are appended to the environment; they must outlive s). Starts no service. */
 void h_stack_env(h_stack *s, const char *const *extra);
 
-/* h_stack_env, then auth, rooms, messages and gateway, and waits until
- * /readyz answers 200 and rooms and messages answer $SRV.PING. */
+/* h_stack_env, then auth, rooms, messages, presence and gateway, and waits
+ * until /readyz answers 200 and rooms, messages and presence answer $SRV.PING. */
 void h_stack_start(h_stack *s, const char *const *extra);
 
 /* Polls $SRV.PING.<name> on the NATS server at url until an instance
