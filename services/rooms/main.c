@@ -12,6 +12,8 @@
 
 #define AUTH_TIMEOUT_MS     5000
 #define MESSAGES_TIMEOUT_MS 2000
+/* A members page waits this long for presence, then shows "online": null. */
+#define PRESENCE_TIMEOUT_MS 1000
 
 static const nt_cfg_spec specs[] = {
     NT_SERVICE_CONFIG_SPECS,
@@ -80,6 +82,22 @@ static nt_status latest(void *arg, const char *user, const char *request_id, con
     return st;
 }
 
+/* Asks presence which of a page's members are online, as the caller. */
+static nt_status online(void *arg, const char *user, const char *request_id, const char *body,
+                        size_t body_len, char **json_out, size_t *len)
+{
+    nt_response r = {0};
+    nt_status st = nt_nats_request(arg, "chat.presence.online", user, request_id, body, body_len,
+                                   PRESENCE_TIMEOUT_MS, &r);
+    if (st == NT_OK) {
+        *json_out = r.data;
+        *len = r.len;
+        r.data = NULL;
+    }
+    nt_response_free(&r);
+    return st;
+}
+
 int main(void)
 {
     int rc = 1;
@@ -119,6 +137,8 @@ int main(void)
         .cache_max = (size_t)nt_config_int(cfg, "NATTER_ROOMS_CACHE_MAX_MEMBERS"),
         .latest = latest,
         .latest_arg = nc,
+        .online = online,
+        .online_arg = nc,
     };
     nt_service_def def = {
         .name = "rooms",

@@ -1,7 +1,8 @@
 /* The rooms service's shared types: rooms, members, roles, the authorisation
  * table, the store's statements, the codec, and the service context. Handlers
- * never see nats.c (STYLE.md): events leave through ctx->publish and the one
- * call to auth through ctx->ensure_user. */
+ * never see nats.c (STYLE.md): events leave through ctx->publish, and the
+ * calls to auth, messages and presence go through ctx->ensure_user,
+ * ctx->latest and ctx->online. */
 #ifndef ROOMS_H
 #define ROOMS_H
 
@@ -219,7 +220,12 @@ cJSON *rooms_member_to_json(const rooms_member *m);
 #define ROOMS_CURSOR_JOINED   'j'
 cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_name,
                                const char *context);
-cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const char *context);
+/* The members page also gives each member "online" and "last_seen" from
+ * users, the "users" object of presence's answer (rooms_online_from_reply):
+ * both null for a member whose entry is missing or malformed, and for every
+ * member when users is NULL (presence did not answer). */
+cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const char *context,
+                                 const cJSON *users);
 /* The length of the prefix a cursor's first key a carries when it belongs to
  * the list named by kind and context (the filter, or the room); 0 when not. */
 size_t rooms_cursor_prefix_len(const char *a, char kind, const char *context);
@@ -231,6 +237,15 @@ cJSON *rooms_room_get_to_json(const rooms_room *r, cJSON *messages);
  * cJSON_Delete. NULL when the reply is not JSON, is an error reply, or has no
  * array of objects there; then why says which, never quoting the reply. */
 cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t whylen);
+/* The body of chat.presence.online for the first n members of l:
+ * {"user_ids": [...]}, malloc'd (the caller frees). */
+char *rooms_online_request(const rooms_member_list *l, size_t n);
+/* The "users" object of a chat.presence.online reply
+ * ({"data": {"users": {"<user id>": {"online", "last_seen"}, ...}}}),
+ * detached: the caller's to cJSON_Delete. Its entries are checked one by one
+ * where they are used. NULL when the reply is not JSON, is an error reply, or
+ * has no users object; then why says which, never quoting the reply. */
+cJSON *rooms_online_from_reply(const char *text, size_t len, char *why, size_t whylen);
 /* {"room_id", "user_id"? (when non-NULL), <what>: true} */
 cJSON *rooms_done_to_json(const char *room_id, const char *user_id, const char *what);
 /* {"room_id", "left": true, "room_deleted", "new_admin"} */
@@ -316,6 +331,15 @@ typedef struct {
     nt_status (*latest)(void *arg, const char *user, const char *request_id, const char *room_id,
                         char **json_out, size_t *len);
     void *latest_arg;
+    /* Asks presence whether users are online (chat.presence.online with
+     * body, {"user_ids": [...]}, as user). NT_OK when a reply arrived:
+     * *json_out (malloc'd, the caller frees; *len bytes, NUL-terminated) is
+     * its raw body, success or error envelope. Any other status when presence
+     * did not answer. Called with no store lock held. May be NULL: then
+     * every member's "online" and "last_seen" are null. */
+    nt_status (*online)(void *arg, const char *user, const char *request_id, const char *body,
+                        size_t body_len, char **json_out, size_t *len);
+    void *online_arg;
 } rooms_ctx;
 
 extern const nt_route rooms_routes[];

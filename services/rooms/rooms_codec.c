@@ -98,12 +98,47 @@ cJSON *rooms_room_page_to_json(const rooms_room_list *l, size_t limit, bool by_n
                 last ? last->id : "");
 }
 
-cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const char *context)
+/* True for "YYYY-MM-DDTHH:MM:SS.mmmZ", the one time form of the contract. */
+static bool time_valid(const char *s)
+{
+    static const char form[] = "dddd-dd-ddTdd:dd:dd.dddZ";
+    if (strlen(s) != sizeof(form) - 1)
+        return false;
+    for (size_t i = 0; form[i] != '\0'; i++) {
+        if (form[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != form[i])
+            return false;
+    }
+    return true;
+}
+
+/* Adds "online" and "last_seen" to member j from presence's entry for the
+ * member (NULL: none): both null unless the entry is {"online": bool,
+ * "last_seen": time|null}, so a bad answer never reaches the client. */
+static void add_presence(cJSON *j, const cJSON *entry)
+{
+    const cJSON *online = cJSON_GetObjectItemCaseSensitive(entry, "online");
+    const cJSON *seen = cJSON_GetObjectItemCaseSensitive(entry, "last_seen");
+    bool ok = cJSON_IsObject(entry) && cJSON_IsBool(online) &&
+              (cJSON_IsNull(seen) || (cJSON_IsString(seen) && time_valid(seen->valuestring)));
+    if (ok) {
+        cJSON_AddBoolToObject(j, "online", cJSON_IsTrue(online));
+        nt_json_add_str_or_null(j, "last_seen", cJSON_IsString(seen) ? seen->valuestring : NULL);
+    } else {
+        cJSON_AddNullToObject(j, "online");
+        cJSON_AddNullToObject(j, "last_seen");
+    }
+}
+
+cJSON *rooms_member_page_to_json(const rooms_member_list *l, size_t limit, const char *context,
+                                 const cJSON *users)
 {
     size_t n = l->n > limit ? limit : l->n;
     cJSON *arr = cJSON_CreateArray();
-    for (size_t i = 0; i < n; i++)
-        cJSON_AddItemToArray(arr, rooms_member_to_json(&l->v[i]));
+    for (size_t i = 0; i < n; i++) {
+        cJSON *j = rooms_member_to_json(&l->v[i]);
+        add_presence(j, cJSON_GetObjectItemCaseSensitive(users, l->v[i].user_id));
+        cJSON_AddItemToArray(arr, j);
+    }
     const rooms_member *last = n > 0 ? &l->v[n - 1] : NULL;
     return page(arr, "members", l->n > n, ROOMS_CURSOR_JOINED, context,
                 last ? last->joined_key : "", last ? last->user_id : "");
@@ -156,6 +191,45 @@ cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t w
             goto out;
     }
     out = cJSON_DetachItemViaPointer(data, arr);
+    why[0] = '\0';
+out:
+    cJSON_Delete(root);
+    return out;
+}
+
+char *rooms_online_request(const rooms_member_list *l, size_t n)
+{
+    cJSON *j = cJSON_CreateObject();
+    NT_ASSERT(j != NULL);
+    cJSON *ids = cJSON_AddArrayToObject(j, "user_ids");
+    NT_ASSERT(ids != NULL);
+    for (size_t i = 0; i < n && i < l->n; i++)
+        cJSON_AddItemToArray(ids, cJSON_CreateString(l->v[i].user_id));
+    char *s = nt_json_print(j);
+    cJSON_Delete(j);
+    return s;
+}
+
+cJSON *rooms_online_from_reply(const char *text, size_t len, char *why, size_t whylen)
+{
+    char err[NT_ERRMSG_LEN];
+    cJSON *root = NULL, *out = NULL;
+    snprintf(why, whylen, "the reply is not a JSON object");
+    if (text == NULL || nt_json_parse_object(text, len, &root, err, sizeof(err)) != NT_OK)
+        return NULL;
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
+    cJSON *users = cJSON_GetObjectItemCaseSensitive(data, "users");
+    if (e != NULL) {
+        snprintf(why, whylen, "an error reply code=%s",
+                 cJSON_IsString(code) && code_like(code->valuestring) ? code->valuestring : "?");
+        goto out;
+    }
+    snprintf(why, whylen, "the reply has no data.users object");
+    if (!cJSON_IsObject(data) || !cJSON_IsObject(users))
+        goto out;
+    out = cJSON_DetachItemViaPointer(data, users);
     why[0] = '\0';
 out:
     cJSON_Delete(root);

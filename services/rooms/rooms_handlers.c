@@ -738,6 +738,32 @@ out:
 
 /* ---- chat.rooms.members ---- */
 
+/* Presence's "users" object for the first n members of l, or NULL (then every
+ * member shows "online": null): the member list matters more than who is
+ * online, so presence being down never fails it. Called with no store lock
+ * held. */
+static cJSON *members_online(op *o, const rooms_member_list *l, size_t n)
+{
+    rooms_ctx *ctx = o->ctx;
+    if (ctx->online == NULL || n == 0)
+        return NULL;
+    char *body = rooms_online_request(l, n);
+    char *text = NULL, why[NT_ERRMSG_LEN];
+    size_t len = 0;
+    cJSON *users = NULL;
+    nt_status st = ctx->online(ctx->online_arg, o->req->user, o->req->request_id, body,
+                               strlen(body), &text, &len);
+    if (st == NT_OK)
+        users = rooms_online_from_reply(text, len, why, sizeof(why));
+    else
+        snprintf(why, sizeof(why), "presence did not answer: %s", nt_status_str(st));
+    free(text);
+    free(body);
+    if (users == NULL)
+        nt_log_warn(MOD, "members shown without presence room=%s why=\"%s\"", o->room_id, why);
+    return users;
+}
+
 static nt_status rooms_members(void *ctx, const nt_request *req, nt_reply *rep)
 {
     static const char *const allowed[] = {"room_id", "limit", "cursor", NULL};
@@ -760,8 +786,12 @@ static nt_status rooms_members(void *ctx, const nt_request *req, nt_reply *rep)
             st = rooms_db_members(db, o.room_id, ca, cb, (int)limit + 1, &l);
         rooms_read_end(o.ctx->store, db);
     }
-    if (st == NT_OK)
-        nt_reply_set(rep, rooms_member_page_to_json(&l, (size_t)limit, o.room_id));
+    if (st == NT_OK) {
+        size_t n = l.n > (size_t)limit ? (size_t)limit : l.n;
+        cJSON *users = members_online(&o, &l, n);
+        nt_reply_set(rep, rooms_member_page_to_json(&l, (size_t)limit, o.room_id, users));
+        cJSON_Delete(users);
+    }
     free(ca);
     free(cb);
     rooms_member_list_clear(&l);

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 #include <criterion/criterion.h>
 #include <nats/nats.h>
+#include <signal.h>
 #include <sqlite3.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -1236,4 +1237,43 @@ Test(rooms, a_caller_without_a_profile_gets_409)
     cJSON_Delete(d);
     sqlite3_close(db);
     h_users_free(&alice, &ghost, NULL);
+}
+
+/* Members never fail because presence is down: with no presence service
+ * listening, the list is still 200 and every member's "online" and
+ * "last_seen" are null. */
+Test(rooms, members_are_listed_with_null_presence_when_presence_is_down)
+{
+    user alice, bob;
+    h_users_start(&stack, NULL, &alice, "alice", &bob, "bob", NULL);
+    /* Whether or not the stack runs presence, none may answer here. */
+    h_kill_by_name("presence", SIGKILL);
+    natsConnection *nc = NULL;
+    natsMsg *reply = NULL;
+    cr_assert_eq(natsConnection_ConnectTo(&nc, stack.nats_url), NATS_OK);
+    natsStatus ns = natsConnection_RequestString(&reply, nc, "chat.presence.online",
+                                                 "{\"user_ids\":[\"x\"]}", 500);
+    natsMsg_Destroy(reply);
+    natsConnection_Destroy(nc);
+    cr_assert_eq(ns, NATS_NO_RESPONDERS, "presence must not be running: %s",
+                 natsStatus_GetText(ns));
+
+    char id[64], path[256];
+    room_create(&alice, "{\"name\":\"Lobby\"}", id, sizeof(id));
+    cJSON_Delete(
+        h_ok(&stack, "POST", h_fmt(path, sizeof(path), "/api/rooms/%s/join", id), bob.tok, NULL));
+    cJSON *d =
+        h_ok(&stack, "GET", h_fmt(path, sizeof(path), "/api/rooms/%s/members", id), bob.tok, NULL);
+    const cJSON *members = h_field(d, "members");
+    cr_assert_eq(cJSON_GetArraySize(members), 2, "%s", cJSON_PrintUnformatted(d));
+    const char *ids[] = {alice.id, bob.id};
+    for (size_t i = 0; i < 2; i++) {
+        const cJSON *m = find_by(members, "user_id", ids[i]);
+        cr_assert_not_null(m, "%s is not listed: %s", ids[i], cJSON_PrintUnformatted(d));
+        cr_assert(cJSON_IsNull(h_field(m, "online")), "%s", cJSON_PrintUnformatted(m));
+        cr_assert(cJSON_IsNull(h_field(m, "last_seen")), "%s", cJSON_PrintUnformatted(m));
+        h_expect_str(m, "role", i == 0 ? "admin" : "member");
+    }
+    cJSON_Delete(d);
+    h_users_free(&alice, &bob, NULL);
 }

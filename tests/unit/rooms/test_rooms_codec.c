@@ -431,6 +431,93 @@ Test(rooms_codec, member_json_has_the_member_fields)
     rooms_member_clear(&m);
 }
 
+static void push_member(rooms_member_list *l, const char *user_id)
+{
+    rooms_member *m = rooms_member_list_push(l);
+    snprintf(m->room_id, sizeof(m->room_id), "%s", RID);
+    snprintf(m->user_id, sizeof(m->user_id), "%s", user_id);
+    m->username = strdup(user_id);
+    m->role = ROOMS_MEMBER;
+    snprintf(m->joined_at, sizeof(m->joined_at), "2026-01-02T03:04:05.678Z");
+    snprintf(m->joined_key, sizeof(m->joined_key), "2026-01-02T03:04:05.678Z");
+}
+
+Test(rooms_codec, online_request_names_the_page_members)
+{
+    rooms_member_list l = {0};
+    push_member(&l, "u1");
+    push_member(&l, "u-2");
+    push_member(&l, "u_3");
+    char *s = rooms_online_request(&l, 2);
+    cr_assert_str_eq(s, "{\"user_ids\":[\"u1\",\"u-2\"]}");
+    free(s);
+    s = rooms_online_request(&l, 10);
+    cr_assert_str_eq(s, "{\"user_ids\":[\"u1\",\"u-2\",\"u_3\"]}", "never past the list");
+    free(s);
+    rooms_member_list_clear(&l);
+}
+
+Test(rooms_codec, online_reply_gives_the_users_object_or_says_why_not)
+{
+    char why[NT_ERRMSG_LEN];
+    const char *good = "{\"data\":{\"users\":{\"u1\":{\"online\":true,\"last_seen\":null}}}}";
+    cJSON *u = rooms_online_from_reply(good, strlen(good), why, sizeof(why));
+    cr_assert(cJSON_IsObject(u));
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(cJSON_GetObjectItem(u, "u1"), "online")));
+    cr_assert_str_eq(why, "");
+    cJSON_Delete(u);
+    for (size_t n = 0; n < strlen(good); n++) {
+        cr_assert_null(rooms_online_from_reply(good, n, why, sizeof(why)), "%zu bytes", n);
+        cr_assert_str_neq(why, "", "%zu bytes", n);
+    }
+    const char *err = "{\"error\":{\"code\":\"unavailable\",\"message\":\"secret text\"}}";
+    cr_assert_null(rooms_online_from_reply(err, strlen(err), why, sizeof(why)));
+    cr_assert_str_eq(why, "an error reply code=unavailable");
+    const char *bad_code = "{\"error\":{\"code\":\"Secret Text\",\"message\":\"\"}}";
+    cr_assert_null(rooms_online_from_reply(bad_code, strlen(bad_code), why, sizeof(why)));
+    cr_assert(strstr(why, "Secret") == NULL, "the reply is never quoted: %s", why);
+    cr_assert_null(rooms_online_from_reply(NULL, 0, why, sizeof(why)));
+    const char *no_users = "{\"data\":{\"users\":[]}}";
+    cr_assert_null(rooms_online_from_reply(no_users, strlen(no_users), why, sizeof(why)));
+    cr_assert_str_eq(why, "the reply has no data.users object");
+}
+
+Test(rooms_codec, member_page_merges_presence_and_nulls_what_it_lacks)
+{
+    rooms_member_list l = {0};
+    push_member(&l, "u1");
+    push_member(&l, "u2");
+    push_member(&l, "u3");
+    cJSON *users =
+        cJSON_Parse("{\"u1\":{\"online\":true,\"last_seen\":\"2026-01-02T03:04:05.678Z\"},"
+                    "\"u2\":{\"online\":false,\"last_seen\":\"2026-13-02T03:04:05\"}}");
+    cr_assert_not_null(users);
+    cJSON *page = rooms_member_page_to_json(&l, 2, RID, users);
+    const cJSON *ms = cJSON_GetObjectItem(page, "members");
+    cr_assert_eq(cJSON_GetArraySize(ms), 2, "limit members; the third tells a next page exists");
+    const cJSON *m1 = cJSON_GetArrayItem(ms, 0), *m2 = cJSON_GetArrayItem(ms, 1);
+    cr_assert(cJSON_IsTrue(cJSON_GetObjectItem(m1, "online")));
+    cr_assert_str_eq(cJSON_GetObjectItem(m1, "last_seen")->valuestring, "2026-01-02T03:04:05.678Z");
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(m2, "online")), "a malformed time: both null");
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(m2, "last_seen")));
+    cr_assert(cJSON_IsString(cJSON_GetObjectItem(page, "next_cursor")));
+    cJSON_Delete(page);
+    /* Without an answer every member is null. */
+    page = rooms_member_page_to_json(&l, 5, RID, NULL);
+    ms = cJSON_GetObjectItem(page, "members");
+    cr_assert_eq(cJSON_GetArraySize(ms), 3);
+    const cJSON *m;
+    cJSON_ArrayForEach(m, ms)
+    {
+        cr_assert(cJSON_IsNull(cJSON_GetObjectItem(m, "online")));
+        cr_assert(cJSON_IsNull(cJSON_GetObjectItem(m, "last_seen")));
+    }
+    cr_assert(cJSON_IsNull(cJSON_GetObjectItem(page, "next_cursor")));
+    cJSON_Delete(page);
+    cJSON_Delete(users);
+    rooms_member_list_clear(&l);
+}
+
 /* ---- the cached access state ---- */
 
 static rooms_access sample_access(void)

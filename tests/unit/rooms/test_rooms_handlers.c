@@ -153,6 +153,39 @@ static nt_status fake_latest(void *arg, const char *user, const char *request_id
     return NT_OK;
 }
 
+/* ---- the fake presence service (ctx.online) ---- */
+
+static struct {
+    int calls;
+    char user[ROOMS_USER_ID_MAX];
+    char request_id[64];
+    char body[4096];   /* the request body it was given */
+    nt_status answer;  /* what to return */
+    const char *reply; /* the body returned with NT_OK */
+    size_t reply_len;  /* its length (0: strlen) */
+} presence;
+
+static nt_status fake_online(void *arg, const char *user, const char *request_id, const char *body,
+                             size_t body_len, char **json_out, size_t *len)
+{
+    cr_assert_eq(arg, &presence, "online_arg is passed through");
+    presence.calls++;
+    snprintf(presence.user, sizeof(presence.user), "%s", user);
+    snprintf(presence.request_id, sizeof(presence.request_id), "%s", request_id);
+    cr_assert_lt(body_len, sizeof(presence.body));
+    memcpy(presence.body, body, body_len);
+    presence.body[body_len] = '\0';
+    if (presence.answer != NT_OK)
+        return presence.answer;
+    size_t n = presence.reply_len > 0 ? presence.reply_len : strlen(presence.reply);
+    *json_out = malloc(n + 1);
+    cr_assert_not_null(*json_out);
+    memcpy(*json_out, presence.reply, n);
+    (*json_out)[n] = '\0';
+    *len = n;
+    return NT_OK;
+}
+
 /* ---- the store ---- */
 
 static void sql_exec(const char *sql, const char *const *params, int n)
@@ -239,6 +272,11 @@ static void setup(void)
     memset(&latest, 0, sizeof(latest));
     latest.answer = NT_OK;
     latest.reply = "{\"data\":{\"messages\":[],\"has_more\":false,\"next_cursor\":null}}";
+    ctx.online = NULL; /* as without a presence service: tests that want it set it */
+    ctx.online_arg = &presence;
+    memset(&presence, 0, sizeof(presence));
+    presence.answer = NT_OK;
+    presence.reply = "{\"data\":{\"users\":{}}}";
     add_user("u_ann", "ann");
     add_user("u_bob", "bob");
     add_user("u_cat", "cat");
@@ -369,6 +407,10 @@ static const char *const room_event_keys[] = {
     "created_at", "member_count", "last_activity_at", NULL};
 static const char *const member_keys[] = {"room_id", "user_id",   "username", "avatar_url",
                                           "role",    "joined_at", NULL};
+/* A member as chat.rooms.members lists it: with presence's view of them. */
+static const char *const listed_member_keys[] = {"room_id",    "user_id",   "username",
+                                                 "avatar_url", "role",      "joined_at",
+                                                 "online",     "last_seen", NULL};
 
 /* ---- helpers for common steps ---- */
 
@@ -434,7 +476,9 @@ Test(rooms_handlers, create_makes_the_caller_admin_and_replies_with_the_room_vie
     const cJSON *ms = field(data(), "members");
     cr_assert_eq(cJSON_GetArraySize(ms), 1);
     const cJSON *m = cJSON_GetArrayItem(ms, 0);
-    cr_assert(has_exactly(m, member_keys));
+    cr_assert(has_exactly(m, listed_member_keys), "%s", cJSON_PrintUnformatted(m));
+    cr_assert(is_null(m, "online"), "no presence seam: null");
+    cr_assert(is_null(m, "last_seen"));
     cr_assert_str_eq(str(m, "user_id"), "u_ann");
     cr_assert_str_eq(str(m, "username"), "ann");
     cr_assert(is_null(m, "avatar_url"));
@@ -1578,4 +1622,208 @@ Test(rooms_handlers, members_page_once_each_whatever_the_stored_time_form)
     cr_assert(strstr(seen, "u_bob") && strstr(seen, "u_cat") && strstr(seen, "u_dan") &&
                   strstr(seen, "u_ann"),
               "every member once: %s", seen);
+}
+
+/* ---- members and presence ---- */
+
+/* A room of ann (admin), then bob, then cat, one second apart. */
+static void three_member_room(char room[NT_ID_LEN])
+{
+    create_room("u_ann", "Lobby", false, room);
+    now_ms = T0 + 1000;
+    join("u_bob", room);
+    now_ms = T0 + 2000;
+    join("u_cat", room);
+}
+
+/* The member of the last members reply whose user id is user_id. */
+static const cJSON *listed(const char *user_id)
+{
+    const cJSON *m;
+    cJSON_ArrayForEach(m, field(data(), "members"))
+    {
+        if (strcmp(str(m, "user_id"), user_id) == 0) {
+            cr_assert(has_exactly(m, listed_member_keys), "%s", cJSON_PrintUnformatted(m));
+            return m;
+        }
+    }
+    cr_assert_fail("%s is not listed", user_id);
+    return NULL;
+}
+
+static void expect_unknown_presence(const char *user_id, const char *what)
+{
+    const cJSON *m = listed(user_id);
+    cr_assert(is_null(m, "online"), "%s: %s", what, cJSON_PrintUnformatted(m));
+    cr_assert(is_null(m, "last_seen"), "%s: %s", what, cJSON_PrintUnformatted(m));
+}
+
+#define SEEN_BOB "2026-01-01T00:00:05.123Z"
+#define SEEN_NOW "2026-01-01T00:01:00.000Z"
+
+Test(rooms_handlers, members_show_online_and_last_seen_from_presence)
+{
+    char room[NT_ID_LEN];
+    three_member_room(room);
+    ctx.online = fake_online;
+    presence.reply = "{\"data\":{\"users\":{"
+                     "\"u_ann\":{\"online\":true,\"last_seen\":\"" SEEN_NOW "\"},"
+                     "\"u_bob\":{\"online\":false,\"last_seen\":\"" SEEN_BOB "\"},"
+                     "\"u_cat\":{\"online\":false,\"last_seen\":null},"
+                     "\"u_zed\":{\"online\":true,\"last_seen\":\"" SEEN_NOW "\"}}}}";
+    cr_assert_eq(call("chat.rooms.members", "u_bob", "{\"room_id\":\"%s\"}", room), NT_OK, "%s",
+                 cJSON_PrintUnformatted(env));
+    cr_assert_eq(presence.calls, 1);
+    cr_assert_str_eq(presence.body, "{\"user_ids\":[\"u_ann\",\"u_bob\",\"u_cat\"]}",
+                     "the page's ids, in page order");
+    cr_assert_str_eq(presence.user, "u_bob", "asked as the caller");
+    cr_assert_str_eq(presence.request_id, "rid-1", "with the caller's request id");
+    cr_assert_eq(cJSON_GetArraySize(field(data(), "members")), 3, "only the room's members");
+    cr_assert(flag(listed("u_ann"), "online"));
+    cr_assert_str_eq(str(listed("u_ann"), "last_seen"), SEEN_NOW);
+    cr_assert_not(flag(listed("u_bob"), "online"));
+    cr_assert_str_eq(str(listed("u_bob"), "last_seen"), SEEN_BOB);
+    cr_assert_not(flag(listed("u_cat"), "online"));
+    cr_assert(is_null(listed("u_cat"), "last_seen"), "never seen: null");
+    cr_assert_str_eq(str(listed("u_cat"), "role"), "member", "the member fields stay");
+
+    /* A page asks about its own members only, not the one that tells a next
+     * page exists. */
+    cr_assert_eq(call("chat.rooms.members", "u_bob", "{\"room_id\":\"%s\",\"limit\":2}", room),
+                 NT_OK);
+    cr_assert_str_eq(presence.body, "{\"user_ids\":[\"u_ann\",\"u_bob\"]}");
+    cr_assert(flag(listed("u_ann"), "online"));
+    cr_assert_eq(presence.calls, 2);
+}
+
+Test(rooms_handlers, members_ask_presence_only_after_their_own_authorisation)
+{
+    char pub[NT_ID_LEN], priv[NT_ID_LEN];
+    create_room("u_ann", "Lobby", false, pub);
+    create_room("u_ann", "Den", true, priv);
+    ctx.online = fake_online;
+    cr_assert_eq(call("chat.rooms.members", "u_bob", "{\"room_id\":\"%s\"}", pub), NT_EFORBIDDEN);
+    cr_assert_eq(call("chat.rooms.members", "u_bob", "{\"room_id\":\"%s\"}", priv), NT_ENOTFOUND);
+    cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", MISSING),
+                 NT_ENOTFOUND);
+    cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\",\"limit\":0}", pub),
+                 NT_EINVAL);
+    cr_assert_eq(presence.calls, 0, "presence is not asked for a list the caller may not read");
+    cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", priv), NT_OK);
+    cr_assert_eq(presence.calls, 1);
+}
+
+Test(rooms_handlers, members_show_null_presence_when_presence_does_not_answer)
+{
+    char room[NT_ID_LEN];
+    three_member_room(room);
+    ctx.online = fake_online;
+    const nt_status down[] = {NT_EUNAVAIL, NT_ETIMEOUT, NT_EINTERNAL};
+    for (size_t i = 0; i < sizeof(down) / sizeof(down[0]); i++) {
+        presence.answer = down[i];
+        cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", room), NT_OK,
+                     "status %d: the members are still listed", down[i]);
+        cr_assert_eq(cJSON_GetArraySize(field(data(), "members")), 3);
+        expect_unknown_presence("u_ann", "unavailable");
+        expect_unknown_presence("u_bob", "unavailable");
+        expect_unknown_presence("u_cat", "unavailable");
+        cr_assert_str_eq(str(listed("u_ann"), "role"), "admin");
+    }
+    cr_assert_eq(presence.calls, 3);
+    /* Error replies (non-200) are no answer either. */
+    presence.answer = NT_OK;
+    const char *errors[] = {
+        "{\"error\":{\"code\":\"invalid_request\",\"message\":\"'user_ids' is invalid\"}}",
+        "{\"error\":{\"code\":\"unavailable\",\"message\":\"x\"},\"data\":{\"users\":"
+        "{\"u_ann\":{\"online\":true,\"last_seen\":null}}}}",
+    };
+    for (size_t i = 0; i < sizeof(errors) / sizeof(errors[0]); i++) {
+        presence.reply = errors[i];
+        cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", room), NT_OK);
+        expect_unknown_presence("u_ann", errors[i]);
+        expect_unknown_presence("u_bob", errors[i]);
+    }
+}
+
+Test(rooms_handlers, members_show_null_presence_when_the_answer_is_malformed)
+{
+    char room[NT_ID_LEN];
+    three_member_room(room);
+    ctx.online = fake_online;
+    const char *bad[] = {
+        "",
+        "not json",
+        "[]",
+        "null",
+        "{}",
+        "{\"data\":null}",
+        "{\"data\":[]}",
+        "{\"data\":{}}",
+        "{\"data\":{\"users\":null}}",
+        "{\"data\":{\"users\":[]}}",
+        "{\"data\":{\"users\":\"{}\"}}",
+        "{\"data\":{\"users\":[{\"u_ann\":{\"online\":true,\"last_seen\":null}}]}}",
+        "{\"users\":{\"u_ann\":{\"online\":true,\"last_seen\":null}}}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        presence.reply = bad[i];
+        presence.reply_len = 0;
+        cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", room), NT_OK, "%s",
+                     bad[i]);
+        expect_unknown_presence("u_ann", bad[i]);
+        expect_unknown_presence("u_cat", bad[i]);
+    }
+    /* Every truncation of a good answer is refused as a whole. */
+    const char *good =
+        "{\"data\":{\"users\":{\"u_ann\":{\"online\":true,\"last_seen\":\"" SEEN_NOW "\"}}}}";
+    for (size_t n = 1; n < strlen(good); n++) {
+        presence.reply = good;
+        presence.reply_len = n;
+        cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", room), NT_OK);
+        expect_unknown_presence("u_ann", "truncated");
+    }
+    presence.reply_len = 0;
+    cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", room), NT_OK);
+    cr_assert(flag(listed("u_ann"), "online"), "the whole answer is taken");
+}
+
+Test(rooms_handlers, members_missing_from_the_answer_or_malformed_there_get_nulls)
+{
+    char room[NT_ID_LEN];
+    three_member_room(room);
+    ctx.online = fake_online;
+    /* ann's entry is good; bob is missing; cat's entry is broken in turn. */
+    const char *cat[] = {
+        "null",
+        "true",
+        "[]",
+        "{}",
+        "{\"online\":true}",
+        "{\"last_seen\":null}",
+        "{\"online\":\"yes\",\"last_seen\":null}",
+        "{\"online\":1,\"last_seen\":null}",
+        "{\"online\":null,\"last_seen\":null}",
+        "{\"online\":false,\"last_seen\":123}",
+        "{\"online\":false,\"last_seen\":\"yesterday\"}",
+        "{\"online\":false,\"last_seen\":\"2026-01-01T00:00:05Z\"}",
+        "{\"online\":false,\"last_seen\":\"2026-01-01 00:00:05.123Z\"}",
+        "{\"online\":false,\"last_seen\":\"2026-01-01T00:00:05.123Zx\"}",
+        "{\"online\":false,\"last_seen\":\"\"}",
+    };
+    char reply[512];
+    for (size_t i = 0; i < sizeof(cat) / sizeof(cat[0]); i++) {
+        int n =
+            snprintf(reply, sizeof(reply),
+                     "{\"data\":{\"users\":{\"u_ann\":{\"online\":false,\"last_seen\":\"" SEEN_BOB
+                     "\"},\"u_cat\":%s}}}",
+                     cat[i]);
+        cr_assert(n > 0 && (size_t)n < sizeof(reply));
+        presence.reply = reply;
+        cr_assert_eq(call("chat.rooms.members", "u_ann", "{\"room_id\":\"%s\"}", room), NT_OK, "%s",
+                     reply);
+        cr_assert_not(flag(listed("u_ann"), "online"), "%s", cat[i]);
+        cr_assert_str_eq(str(listed("u_ann"), "last_seen"), SEEN_BOB, "%s", cat[i]);
+        expect_unknown_presence("u_bob", "missing");
+        expect_unknown_presence("u_cat", cat[i]);
+    }
 }
