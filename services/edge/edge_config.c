@@ -36,6 +36,9 @@ const nt_cfg_spec edge_config_specs[] = {
      "how long a join, send or history request waits for its service"},
     {"EDGE_DRAIN_MS", NT_CFG_INT, "3000", 0, 60000, false, false,
      "on SIGTERM, how long the edge waits for sockets to take their 1012 close"},
+    {"EDGE_PRESENCE_INTERVAL_MS", NT_CFG_INT, "10000", 500, 20000, false, false,
+     "how often the edge sends presence its full list of sockets and joins (keep it well under "
+     "NATTER_PRESENCE_EDGE_TIMEOUT_MS)"},
     {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false,
      "debug, info, warn or error"},
     NT_TOKEN_CONFIG_SPECS,
@@ -66,6 +69,7 @@ nt_status edge_config_read(const nt_config *cfg, edge_opts *out, char *err, size
     o.typing_timeout_ms = (int)nt_config_int(cfg, "EDGE_TYPING_TIMEOUT_MS");
     o.request_timeout_ms = (int)nt_config_int(cfg, "EDGE_REQUEST_TIMEOUT_MS");
     o.drain_ms = (int)nt_config_int(cfg, "EDGE_DRAIN_MS");
+    o.presence_interval_ms = (int)nt_config_int(cfg, "EDGE_PRESENCE_INTERVAL_MS");
     if (o.typing_timeout_ms <= o.typing_debounce_ms) {
         snprintf(err, errlen,
                  "EDGE_TYPING_TIMEOUT_MS: must be greater than "

@@ -17,6 +17,10 @@ typedef struct edge_msg {
     uint32_t pre;
     size_t len;
     char msg_id[40]; /* for room events carrying a message: its "id"; else "" */
+    /* For a presence_diff published by an edge: that edge and its seq
+     * (headers Chat-Presence-Edge and -Seq); else "" and 0. */
+    char pres_edge[24];
+    uint64_t pres_seq;
     unsigned char buf[];
 } edge_msg;
 

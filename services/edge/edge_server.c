@@ -11,6 +11,7 @@
 #include "edge_codec.h"
 #include "edge_frame.h"
 #include "edge_out.h"
+#include "edge_presence.h"
 #include "nt_clock.h"
 #include "nt_id.h"
 #include "nt_log.h"
@@ -48,6 +49,10 @@
 /* Events waiting for the service thread, at most (each a frame shared by a
  * topic's sockets); past it the edge is far behind and drops them. */
 #define INBOX_EVENTS_MAX 100000
+/* A presence snapshot part stays under this (NATS's default payload cap is
+ * 1 MiB; small parts keep one report from delaying the others). */
+#define SNAPSHOT_PART_MAX (60 * 1024)
+#define PRESENCE_REPORT   "chat.presence.report"
 
 typedef struct edge_topic edge_topic;
 typedef struct edge_conn edge_conn;
@@ -76,11 +81,20 @@ struct edge_member {
      * caught_up_to stays for the join's life: a message_received at or
      * below it is one the client has (from history or before), even when
      * its event comes late from another messages instance. */
-    bool holding;
+    bool catching_up;
     edge_outq held;
     char caught_up_to[40];
     int catchup_sent;
     bool detached; /* replaced by a newer join of the topic: receives nothing */
+    /* Presence (room topics): the join is tracked from its grant to its end.
+     * Until its presence_state is pushed live frames are held, and diffs the
+     * state already covers (seqs) are dropped for the join's life. */
+    bool tracked;
+    edge_pmeta meta;
+    bool awaiting_presence;
+    bool awaiting_profile; /* tracked once the socket's username is known */
+    bool interrupted;      /* held frames were lost: phx_error when presence answers */
+    edge_pseqs seqs;
     /* Typing. */
     bool typing; /* counted in its user's typist of the topic */
 };
@@ -94,6 +108,13 @@ struct edge_topic {
     nt_sub *sub;
     uint64_t tag; /* the subscription's, to drop events of an earlier one */
     edge_topic *hnext;
+    /* Presence changes of this edge in the room not yet published: they go
+     * out as one diff per tick, so a crowd joining at once costs each
+     * member a few frames rather than one per joiner. */
+    edge_pchange *pchanges;
+    size_t npchanges, cappchanges;
+    edge_topic *pnext; /* in the server's list of topics with changes */
+    bool warned_crowd; /* its presence_state was too large once (logged once) */
 };
 
 struct edge_conn {
@@ -101,6 +122,7 @@ struct edge_conn {
     uint64_t id;
     char user_id[128];
     char username[EDGE_USERNAME_MAX]; /* "" until auth answers */
+    bool profile_done;                /* auth answered (or failed to) */
     edge_chans chans;
     edge_outq out;
     nt_buf rx;                /* a message arriving in several pieces */
@@ -122,12 +144,14 @@ typedef struct {
 
 /* Work handed from nats.c threads to the service thread. */
 typedef enum {
-    ITEM_EVENT,   /* a frame for every member of topic (tag checked) */
-    ITEM_TO_CONN, /* a ready frame for one socket */
-    ITEM_JOIN,    /* the authorize reply of a join */
-    ITEM_HISTORY, /* a catch-up page */
-    ITEM_PROFILE, /* the socket's profile (username) */
-    ITEM_GAP,     /* NATS may have lost events: every join must start again */
+    ITEM_EVENT,    /* a frame for every member of topic (tag checked) */
+    ITEM_TO_CONN,  /* a ready frame for one socket */
+    ITEM_JOIN,     /* the authorize reply of a join */
+    ITEM_HISTORY,  /* a catch-up page */
+    ITEM_PROFILE,  /* the socket's profile (username) */
+    ITEM_GAP,      /* NATS may have lost events: every join must start again */
+    ITEM_PRESENCE, /* the presence state for a join */
+    ITEM_RESYNC,   /* a presence instance asks for a snapshot now */
 } item_kind;
 
 typedef struct edge_item {
@@ -195,6 +219,14 @@ struct edge_server {
      * ESTABLISHED (the same wsi, on this thread). */
     struct lws *pending_wsi;
     char pending_sub[128];
+
+    /* Presence: one seq for every report and diff this edge publishes. */
+    char id[NT_MICRO_ID_LEN]; /* when the caller names none */
+    uint64_t pseq, next_phx, snapshot_round;
+    edge_topic *ptopics; /* topics with unpublished presence changes */
+    int64_t last_snapshot_ms;
+    nt_sub *resync_sub;
+    atomic_bool resync_pending; /* one ITEM_RESYNC in the inbox at most */
 
     /* Counters for /healthz and /metrics. */
     uint64_t nconns, nsubs, deliveries, refused_upgrades, slow_closed, frames_in;
@@ -436,8 +468,12 @@ static edge_topic *topic_get(edge_server *s, const char *name)
     return t;
 }
 
+static void presence_flush_topic(edge_server *s, edge_topic *t);
+
 static void topic_drop(edge_server *s, edge_topic *t)
 {
+    /* The last leaves of the room still go out. */
+    presence_flush_topic(s, t);
     edge_topic **pp = &s->buckets[topic_hash(t->name, s->nbuckets)];
     while (*pp != t)
         pp = &(*pp)->hnext;
@@ -448,6 +484,7 @@ static void topic_drop(edge_server *s, edge_topic *t)
         s->nsubs--;
     }
     free(t->members);
+    free(t->pchanges);
     free(t);
 }
 
@@ -581,24 +618,237 @@ static void typing_stop(edge_server *s, edge_member *m)
         typist_end(s, ty);
 }
 
+/* ---- Presence ----------------------------------------------------------------- */
+
+/* Publishes a report made in b to the presence service. */
+static void presence_report(edge_server *s, const nt_buf *b, const char *what)
+{
+    nt_status st = nt_nats_publish(s->nc, PRESENCE_REPORT, b->data, b->len);
+    if (st != NT_OK)
+        nt_log_warn(MOD, "presence report not published type=%s err=\"%s\"", what,
+                    nt_status_str(st));
+}
+
+static void presence_conn(edge_server *s, const edge_conn *c, const char *type)
+{
+    nt_buf b;
+    nt_buf_init(&b, 1024);
+    if (edge_presence_report_conn(&b, s->o.instance_id, ++s->pseq, type, c->id, c->user_id) ==
+        NT_OK)
+        presence_report(s, &b, type);
+    nt_buf_free(&b);
+}
+
+/* Publishes t's pending changes as one Phoenix diff, with this edge's name
+ * and newest seq in headers (every change in it has a seq at or below). */
+static void presence_flush_topic(edge_server *s, edge_topic *t)
+{
+    if (t->npchanges == 0)
+        return;
+    edge_topic **pp = &s->ptopics;
+    while (*pp != t)
+        pp = &(*pp)->pnext;
+    *pp = t->pnext;
+    t->pnext = NULL;
+    const char *room = room_id_of(t->name);
+    nt_buf b;
+    nt_buf_init(&b, SIZE_MAX / 2);
+    if (room != NULL && edge_presence_diff(&b, t->pchanges, t->npchanges) == NT_OK) {
+        char subject[EDGE_TOPIC_MAX + 48], seqs[24];
+        snprintf(subject, sizeof(subject), "chat.room.%s.presence_diff", room);
+        snprintf(seqs, sizeof(seqs), "%llu", (unsigned long long)s->pseq);
+        const nt_header h[] = {{"Chat-Presence-Edge", s->o.instance_id},
+                               {"Chat-Presence-Seq", seqs}};
+        nt_status st = nt_nats_publish_hdrs(s->nc, subject, b.data, b.len, h, 2);
+        if (st != NT_OK)
+            nt_log_warn(MOD, "presence_diff not published room=%s err=\"%s\"", room,
+                        nt_status_str(st));
+    }
+    nt_buf_free(&b);
+    t->npchanges = 0;
+}
+
+static void presence_flush(edge_server *s)
+{
+    while (s->ptopics != NULL)
+        presence_flush_topic(s, s->ptopics);
+}
+
+/* Reports m's join or leave to presence at once; the room's diff follows at
+ * the next tick. The report goes first, so a presence instance that answers
+ * a snapshot after the diff was delivered has already applied it. */
+static void presence_change(edge_server *s, edge_member *m, bool join)
+{
+    edge_topic *t = m->topic;
+    const char *room = room_id_of(t->name);
+    edge_conn *c = m->conn;
+    uint64_t seq = ++s->pseq;
+    nt_buf b;
+    nt_buf_init(&b, 4096);
+    nt_status st = join ? edge_presence_report_join(&b, s->o.instance_id, seq, c->id, c->user_id,
+                                                    room, &m->meta)
+                        : edge_presence_report_leave(&b, s->o.instance_id, seq, c->id, c->user_id,
+                                                     room, m->meta.phx_ref);
+    if (st == NT_OK)
+        presence_report(s, &b, join ? "join" : "leave");
+    nt_buf_free(&b);
+    if (t->npchanges == t->cappchanges) {
+        t->cappchanges = t->cappchanges ? t->cappchanges * 2 : 4;
+        edge_pchange *v = realloc(t->pchanges, t->cappchanges * sizeof(*t->pchanges));
+        NT_ASSERT(v != NULL);
+        t->pchanges = v;
+    }
+    if (t->npchanges == 0) {
+        t->pnext = s->ptopics;
+        s->ptopics = t;
+    }
+    edge_pchange *ch = &t->pchanges[t->npchanges++];
+    snprintf(ch->user_id, sizeof(ch->user_id), "%s", c->user_id);
+    ch->meta = m->meta;
+    ch->join = join;
+}
+
+/* A granted room join becomes a tracked presence: one meta per channel. */
+static void presence_track(edge_server *s, edge_member *m)
+{
+    edge_conn *c = m->conn;
+    snprintf(m->meta.phx_ref, sizeof(m->meta.phx_ref), "%s-%llu", s->o.instance_id,
+             (unsigned long long)++s->next_phx);
+    /* The profile is asked at connect; a join that beats its answer shows
+     * the user id rather than nothing. */
+    snprintf(m->meta.username, sizeof(m->meta.username), "%s",
+             c->username[0] ? c->username : c->user_id);
+    nt_clock_iso8601(nt_clock_now_ms(), m->meta.online_at);
+    m->tracked = true;
+    presence_change(s, m, true);
+}
+
+static void presence_untrack(edge_server *s, edge_member *m)
+{
+    if (!m->tracked || m->topic == NULL)
+        return;
+    m->tracked = false;
+    presence_change(s, m, false);
+}
+
+/* Sends presence every socket of this edge with its tracked joins, in parts
+ * of consecutive seqs (nothing else is published between them). Also the
+ * edge's heartbeat to presence: an edge without sockets sends one empty
+ * part. */
+static void presence_snapshot(edge_server *s)
+{
+    nt_buf all, part;
+    nt_buf_init(&all, SIZE_MAX / 2);
+    nt_buf_init(&part, SNAPSHOT_PART_MAX * 2);
+    size_t *ends = NULL, nends = 0, cap = 0;
+    const char **rooms = NULL;
+    const edge_pmeta **metas = NULL;
+    size_t mcap = 0;
+    for (uint32_t i = 0; i < s->nslots; i++) {
+        edge_conn *c = s->slots[i];
+        if (c == NULL)
+            continue;
+        if (mcap < c->chans.n) {
+            mcap = c->chans.n;
+            const char **r = realloc(rooms, mcap * sizeof(*rooms));
+            NT_ASSERT(r != NULL);
+            rooms = r;
+            const edge_pmeta **mt = realloc(metas, mcap * sizeof(*metas));
+            NT_ASSERT(mt != NULL);
+            metas = mt;
+        }
+        size_t n = 0;
+        for (size_t k = 0; k < c->chans.n; k++) {
+            edge_chan *ch = &c->chans.v[k];
+            edge_member *m = ch->joined_ref[0] ? ch->data : NULL;
+            if (m != NULL && m->tracked && m->topic != NULL) {
+                rooms[n] = room_id_of(m->topic->name);
+                metas[n++] = &m->meta;
+            }
+        }
+        if (nends > 0)
+            nt_buf_append_str(&all, ",");
+        edge_presence_snapshot_conn(&all, c->id, c->user_id, rooms, metas, n);
+        if (nends == cap) {
+            cap = cap ? cap * 2 : 64;
+            size_t *e = realloc(ends, cap * sizeof(*ends));
+            NT_ASSERT(e != NULL);
+            ends = e;
+        }
+        ends[nends++] = all.len;
+    }
+    /* Parts: consecutive entries up to SNAPSHOT_PART_MAX each (an entry is
+     * never split). First count them, then publish. */
+    size_t parts = 0, start = 0;
+    for (size_t i = 0; i < nends;) {
+        size_t j = i;
+        while (j + 1 < nends && ends[j + 1] - start <= SNAPSHOT_PART_MAX)
+            j++;
+        parts++;
+        start = ends[j];
+        i = j + 1;
+    }
+    if (parts == 0)
+        parts = 1;
+    uint64_t round = ++s->snapshot_round;
+    start = 0;
+    size_t i = 0;
+    for (size_t p = 0; p < parts; p++) {
+        size_t j = i;
+        const char *from = all.data != NULL ? all.data + start : "";
+        size_t len = 0;
+        if (nends > 0) {
+            while (j + 1 < nends && ends[j + 1] - start <= SNAPSHOT_PART_MAX)
+                j++;
+            len = ends[j] - start;
+            if (*from == ',') {
+                from++;
+                len--;
+            }
+        }
+        nt_buf_reset(&part);
+        if (edge_presence_report_snapshot(&part, s->o.instance_id, ++s->pseq, round, p, parts, from,
+                                          len) == NT_OK)
+            presence_report(s, &part, "snapshot");
+        if (nends > 0) {
+            start = ends[j];
+            i = j + 1;
+        }
+    }
+    free(ends);
+    free(rooms);
+    free(metas);
+    nt_buf_free(&part);
+    nt_buf_free(&all);
+    s->last_snapshot_ms = nt_clock_mono_ms();
+}
+
+/* True when the diff in msg is already in the state m's client has. */
+static bool presence_covered(const edge_member *m, const edge_msg *msg)
+{
+    return msg->pres_edge[0] != '\0' && edge_pseqs_covers(&m->seqs, msg->pres_edge, msg->pres_seq);
+}
+
 /* ---- Joins -------------------------------------------------------------------- */
 
-/* Ends a join: typing stops, the topic forgets it, held frames go. */
+static bool member_holds(const edge_member *m)
+{
+    return m->catching_up || m->awaiting_presence;
+}
+
+/* Ends a join: its presence leaves, typing stops, the topic forgets it, held
+ * frames go. */
 static void member_release(edge_server *s, edge_member *m)
 {
     if (m == NULL)
         return;
+    presence_untrack(s, m);
     if (m->topic != NULL)
         typing_stop(s, m);
     topic_remove(s, m);
     edge_outq_free(&m->held);
+    edge_pseqs_free(&m->seqs);
     free(m);
-}
-
-static edge_member *member_of(edge_conn *c, const char *topic)
-{
-    edge_chan *ch = edge_chans_find(&c->chans, topic);
-    return ch != NULL && ch->joined_ref[0] != '\0' ? ch->data : NULL;
 }
 
 /* True when m's client already has the message of this frame. */
@@ -606,6 +856,54 @@ static bool already_sent(const edge_member *m, const edge_msg *msg)
 {
     return msg->msg_id[0] != '\0' && m->caught_up_to[0] != '\0' &&
            strcmp(msg->msg_id, m->caught_up_to) <= 0;
+}
+
+/* Sends the frames held for m during its catch-up and presence wait, less
+ * what the client already has. */
+static void release_held(edge_server *s, edge_member *m)
+{
+    edge_msg *h;
+    while ((h = edge_outq_peek(&m->held)) != NULL) {
+        /* Ids rise in commit order within a room, so a held message at or
+         * below the newest one catch-up read was in that read. */
+        if (!already_sent(m, h) && !presence_covered(m, h))
+            conn_send(s, m->conn, h);
+        edge_outq_pop(&m->held);
+    }
+    edge_outq_free(&m->held);
+}
+
+/* Held frames could not be kept: while the presence state is awaited they
+ * include diffs the client needs, so the join starts again (phx_error when
+ * presence answers: m may not go from under its caller now). */
+static void held_lost(edge_member *m)
+{
+    edge_outq_free(&m->held);
+    m->detached = true;
+    m->interrupted = true;
+}
+
+/* The join of topic on c ends with phx_error: phoenix.js rejoins (with its
+ * "after", so it catches up). A rejoin already waiting for rooms stays. */
+static void join_interrupt(edge_server *s, edge_conn *c, const char *name)
+{
+    edge_chan *ch = edge_chans_find(&c->chans, name);
+    if (ch == NULL || ch->joined_ref[0] == '\0')
+        return;
+    char topic[EDGE_TOPIC_MAX + 1], jr[EDGE_REF_MAX + 1], pending[EDGE_REF_MAX + 1];
+    snprintf(topic, sizeof(topic), "%s", ch->topic);
+    snprintf(jr, sizeof(jr), "%s", ch->joined_ref);
+    snprintf(pending, sizeof(pending), "%s", ch->pending_ref);
+    send_push(s, c, jr, jr, topic, "phx_error", "{\"reason\":\"events_interrupted\"}");
+    member_release(s, edge_chans_remove(&c->chans, topic));
+    if (pending[0] != '\0')
+        edge_chans_join_begin(&c->chans, topic, pending);
+}
+
+static edge_member *member_of(edge_conn *c, const char *topic)
+{
+    edge_chan *ch = edge_chans_find(&c->chans, topic);
+    return ch != NULL && ch->joined_ref[0] != '\0' ? ch->data : NULL;
 }
 
 static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const char *reason);
@@ -640,6 +938,10 @@ static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const
     if (c->out.bytes + m->held.bytes > s->o.max_queue_bytes) {
         /* The last page and the held frames do not fit together: the held
          * ones go, and the client pages them over REST instead. */
+        if (m->awaiting_presence) {
+            held_lost(m);
+            return;
+        }
         edge_outq_free(&m->held);
         if (!truncated)
             reason = "too_many";
@@ -652,16 +954,133 @@ static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const
                  reason);
         send_push(s, c, m->join_ref, NULL, m->topic->name, "catch_up_incomplete", payload);
     }
-    m->holding = false;
-    edge_msg *h;
-    while ((h = edge_outq_peek(&m->held)) != NULL) {
-        /* Ids rise in commit order within a room, so a held message at or
-         * below the newest one catch-up read was in that read. */
-        if (!already_sent(m, h))
-            conn_send(s, c, h);
-        edge_outq_pop(&m->held);
+    m->catching_up = false;
+    if (!m->awaiting_presence)
+        release_held(s, m);
+}
+
+/* Pushes m's presence_state: the service's answer (body, NULL when none)
+ * with this edge's part from its own joins of the topic, then releases what
+ * was held unless catch-up still runs. */
+static void presence_state_push(edge_server *s, edge_conn *c, edge_member *m, const char *body)
+{
+    edge_topic *t = m->topic;
+    size_t cap = s->o.max_queue_bytes / 2;
+    const char **users = calloc(t->n + 1, sizeof(*users));
+    const edge_pmeta **metas = calloc(t->n + 1, sizeof(*metas));
+    NT_ASSERT(users != NULL && metas != NULL);
+    size_t n = 0;
+    for (uint32_t i = 0; i < t->n; i++) {
+        if (t->members[i]->tracked) {
+            users[n] = t->members[i]->conn->user_id;
+            metas[n++] = &t->members[i]->meta;
+        }
     }
-    edge_outq_free(&m->held);
+    nt_buf b;
+    nt_buf_init(&b, OUT_FRAME_MAX);
+    /* A meta prints to 90 bytes at least: a crowd that cannot fit is not
+     * built at all (each join of it would cost the whole crowd's JSON). */
+    nt_status st = n * EDGE_PRESENCE_META_MIN > cap
+                       ? NT_ETOOBIG
+                       : edge_presence_state(body, body != NULL ? strlen(body) : 0,
+                                             s->o.instance_id, users, metas, n, &b, &m->seqs);
+    free(users);
+    free(metas);
+    /* Every diff this edge published so far is in the local part. */
+    edge_pseqs_set(&m->seqs, s->o.instance_id, s->pseq);
+    m->awaiting_presence = false;
+    if (st != NT_OK || b.len > cap) {
+        /* A crowd too large for one frame on a socket's queue: the client
+         * still gets a state to sync on, and every change from now on. */
+        if (!t->warned_crowd)
+            nt_log_warn(MOD,
+                        "presence_state too large: sent empty (logged once per room) "
+                        "topic=%s joins=%zu",
+                        t->name, n);
+        t->warned_crowd = true;
+        nt_buf_reset(&b);
+        nt_buf_append_str(&b, "{}");
+    }
+    nt_buf_append(&b, "", 1);
+    send_push(s, c, m->join_ref, NULL, t->name, "presence_state", b.data);
+    nt_buf_free(&b);
+    if (!m->catching_up)
+        release_held(s, m);
+}
+
+static void on_presence_item(edge_server *s, edge_item *it)
+{
+    edge_conn *c = conn_find(s, it->conn_id);
+    if (c == NULL)
+        return;
+    edge_member *m = member_of(c, it->topic);
+    if (m == NULL || strcmp(m->join_ref, it->join_ref) != 0 || !m->awaiting_presence)
+        return;
+    if (m->interrupted) {
+        join_interrupt(s, c, it->topic);
+        return;
+    }
+    if (m->detached) {
+        m->awaiting_presence = false; /* replaced: its successor asks again */
+        return;
+    }
+    bool answered = it->st == NT_OK && it->resp.http == 200 && it->resp.data != NULL;
+    if (!answered)
+        nt_log_warn(MOD,
+                    "presence did not answer: the state has this edge's joins only topic=%s "
+                    "err=\"%s\" http=%d",
+                    it->topic, nt_status_str(it->st), it->resp.http);
+    presence_state_push(s, c, m, answered ? it->resp.data : NULL);
+}
+
+/* Tracks m's join, then asks presence for the room's state: it includes the
+ * joiner. */
+static void presence_begin(edge_server *s, edge_conn *c, edge_member *m)
+{
+    presence_track(s, m);
+    nt_buf body;
+    nt_buf_init(&body, 256);
+    edge_rq proto = {.kind = ITEM_PRESENCE};
+    snprintf(proto.topic, sizeof(proto.topic), "%s", m->topic->name);
+    snprintf(proto.join_ref, sizeof(proto.join_ref), "%s", m->join_ref);
+    nt_status st = nt_buf_appendf(&body, "{\"room_id\":\"%s\"}", room_id_of(m->topic->name));
+    if (st == NT_OK)
+        st = request(s, c, "chat.presence.get", &body, &proto);
+    nt_buf_free(&body);
+    if (st != NT_OK)
+        presence_state_push(s, c, m, NULL);
+}
+
+/* The socket's profile came (or will not): joins waiting for it start their
+ * presence. */
+static void on_profile_item(edge_server *s, edge_conn *c, edge_item *it)
+{
+    if (it->st == NT_OK && it->resp.http == 200 &&
+        !edge_codec_username(it->resp.data, it->resp.len, c->username, sizeof(c->username)))
+        c->username[0] = '\0';
+    c->profile_done = true;
+    /* Starting or ending a join may move the channel table: topics first. */
+    size_t n = 0;
+    char(*topics)[EDGE_TOPIC_MAX + 1] = calloc(c->chans.n + 1, sizeof(*topics));
+    NT_ASSERT(topics != NULL);
+    for (size_t k = 0; k < c->chans.n; k++) {
+        edge_member *m = c->chans.v[k].joined_ref[0] ? c->chans.v[k].data : NULL;
+        if (m != NULL && m->awaiting_profile)
+            snprintf(topics[n++], sizeof(topics[0]), "%s", c->chans.v[k].topic);
+    }
+    for (size_t i = 0; i < n; i++) {
+        edge_member *m = member_of(c, topics[i]);
+        if (m == NULL || !m->awaiting_profile)
+            continue;
+        m->awaiting_profile = false;
+        if (m->interrupted)
+            join_interrupt(s, c, topics[i]);
+        else if (m->detached)
+            m->awaiting_presence = false; /* replaced: its successor tracks */
+        else
+            presence_begin(s, c, m);
+    }
+    free(topics);
 }
 
 /* Joins that need no service: the user's own topic. */
@@ -699,8 +1118,17 @@ static void join_done(edge_server *s, edge_conn *c, const char *topic, const cha
         send_push(s, c, out.old_ref, out.old_ref, topic, "phx_close", "{}");
         member_release(s, out.old_data);
     }
+    if (ok && room_id_of(topic) != NULL) {
+        /* Live frames wait for the presence state. The meta carries the
+         * username: a join that beats the socket's profile waits for it. */
+        m->awaiting_presence = true;
+        if (c->profile_done)
+            presence_begin(s, c, m);
+        else
+            m->awaiting_profile = true;
+    }
     if (ok && after != NULL && after[0] != '\0') {
-        m->holding = true;
+        m->catching_up = true;
         snprintf(m->caught_up_to, sizeof(m->caught_up_to), "%s", after);
         if (s->o.catchup_max > 0)
             send_history_request(s, m, after);
@@ -741,7 +1169,7 @@ static void on_history_item(edge_server *s, edge_item *it)
     if (c == NULL)
         return;
     edge_member *m = member_of(c, it->topic);
-    if (m == NULL || strcmp(m->join_ref, it->join_ref) != 0 || !m->holding || m->detached)
+    if (m == NULL || strcmp(m->join_ref, it->join_ref) != 0 || !m->catching_up || m->detached)
         return;
     if (it->st != NT_OK || it->resp.http != 200) {
         nt_log_warn(MOD, "catch-up failed topic=%s err=\"%s\" http=%d", it->topic,
@@ -789,13 +1217,17 @@ static void on_event_item(edge_server *s, edge_item *it)
         size_t room_left = m->conn->out.bytes < s->o.max_queue_bytes
                                ? s->o.max_queue_bytes - m->conn->out.bytes
                                : 0;
-        if (m->holding && !edge_outq_push(&m->held, it->msg, room_left)) {
+        if (member_holds(m) && !edge_outq_push(&m->held, it->msg, room_left)) {
+            if (m->awaiting_presence) {
+                held_lost(m);
+                continue;
+            }
             /* History is slow, not the client: give up the catch-up (the
              * client pages the gap over REST) rather than the socket. */
             edge_outq_free(&m->held);
             catchup_finish(s, m, true, "too_many");
         }
-        if (!m->holding)
+        if (!member_holds(m) && !presence_covered(m, it->msg))
             conn_send(s, m->conn, it->msg);
         s->deliveries++;
     }
@@ -819,15 +1251,9 @@ static void on_gap(edge_server *s)
                 k++;
                 continue;
             }
-            char topic[EDGE_TOPIC_MAX + 1], jr[EDGE_REF_MAX + 1], pending[EDGE_REF_MAX + 1];
+            char topic[EDGE_TOPIC_MAX + 1];
             snprintf(topic, sizeof(topic), "%s", ch->topic);
-            snprintf(jr, sizeof(jr), "%s", ch->joined_ref);
-            snprintf(pending, sizeof(pending), "%s", ch->pending_ref);
-            send_push(s, c, jr, jr, topic, "phx_error", "{\"reason\":\"events_interrupted\"}");
-            member_release(s, edge_chans_remove(&c->chans, topic));
-            /* A rejoin already waiting for rooms stays: its answer comes. */
-            if (pending[0] != '\0')
-                edge_chans_join_begin(&c->chans, topic, pending);
+            join_interrupt(s, c, topic);
             n++;
             k = 0; /* the table may have moved */
         }
@@ -860,11 +1286,23 @@ static void process_inbox(edge_server *s)
         case ITEM_GAP:
             on_gap(s);
             break;
+        case ITEM_PRESENCE:
+            on_presence_item(s, it);
+            break;
+        case ITEM_RESYNC: {
+            /* At most one snapshot a second however often it is asked. */
+            atomic_store(&s->resync_pending, false);
+            int64_t now = nt_clock_mono_ms();
+            if (now - s->last_snapshot_ms >= 1000)
+                presence_snapshot(s);
+            else
+                s->last_snapshot_ms = now + 1000 - s->o.presence_interval_ms;
+            break;
+        }
         case ITEM_PROFILE: {
             edge_conn *c = conn_find(s, it->conn_id);
-            if (c != NULL && it->st == NT_OK && it->resp.http == 200 &&
-                !edge_codec_username(it->resp.data, it->resp.len, c->username, sizeof(c->username)))
-                c->username[0] = '\0';
+            if (c != NULL)
+                on_profile_item(s, c, it);
             break;
         }
         }
@@ -1139,6 +1577,7 @@ static void conn_free(edge_server *s, edge_conn *c)
         if (ch->joined_ref[0] != '\0')
             member_release(s, ch->data);
     }
+    presence_conn(s, c, "disconnect");
     edge_chans_free(&c->chans);
     edge_outq_free(&c->out);
     nt_buf_free(&c->rx);
@@ -1235,12 +1674,14 @@ static int established(edge_server *s, struct lws *wsi, edge_pss *pss)
     conn_register(s, c);
     s->nconns++;
     pss->conn = c;
+    presence_conn(s, c, "connect");
     /* The username, for typing indicators; asked once per socket. */
     nt_buf body;
     nt_buf_init(&body, 16);
     nt_buf_append_str(&body, "{}");
     edge_rq proto = {.kind = ITEM_PROFILE};
-    request(s, c, "chat.auth.users.get", &body, &proto);
+    if (request(s, c, "chat.auth.users.get", &body, &proto) != NT_OK)
+        c->profile_done = true; /* joins use the user id as the name */
     nt_buf_free(&body);
     if (s->draining)
         conn_close(c, CLOSE_SERVICE_RESTART, "service restart");
@@ -1389,6 +1830,9 @@ static void on_tick(lws_sorted_usec_list_t *sul)
                 conn_close(c, CLOSE_GOING_AWAY, "idle");
         }
     }
+    presence_flush(s);
+    if (now - s->last_snapshot_ms >= s->o.presence_interval_ms)
+        presence_snapshot(s);
     if (s->draining && (s->nconns == 0 || now >= s->drain_deadline))
         s->done = true;
     if (s->done)
@@ -1488,6 +1932,21 @@ static void *service_main(void *arg)
 
 /* ---- NATS events (nats.c delivery threads) ---------------------------------------- */
 
+/* chat.presence.resync: a presence instance (re)started and wants every
+ * edge's state now rather than at the next interval. */
+static void on_resync(void *ctx, uint64_t tag, const nt_msg *msg)
+{
+    (void)tag;
+    (void)msg;
+    edge_server *s = ctx;
+    if (atomic_exchange(&s->resync_pending, true))
+        return; /* one is waiting already */
+    edge_item *it = calloc(1, sizeof(*it));
+    NT_ASSERT(it != NULL);
+    it->kind = ITEM_RESYNC;
+    inbox_push(s, it);
+}
+
 /* Runs on a nats.c thread. */
 static void on_nats_gap(void *ctx, const char *why)
 {
@@ -1522,6 +1981,19 @@ static void on_event(void *ctx, uint64_t tag, const nt_msg *msg)
                     subject);
         return;
     }
+    if (strcmp(event, "presence_diff") == 0) {
+        /* An edge's own diff names it and its seq; the presence service's
+         * leaves for a vanished edge name nobody and always pass. */
+        const char *edge = nt_msg_header(msg, "Chat-Presence-Edge");
+        const char *seq = nt_msg_header(msg, "Chat-Presence-Seq");
+        char *end = NULL;
+        unsigned long long v = seq != NULL ? strtoull(seq, &end, 10) : 0;
+        if (edge != NULL && seq != NULL && end != seq && *end == '\0' &&
+            strlen(edge) < sizeof(m->pres_edge)) {
+            snprintf(m->pres_edge, sizeof(m->pres_edge), "%s", edge);
+            m->pres_seq = v;
+        }
+    }
     edge_item *it = calloc(1, sizeof(*it));
     NT_ASSERT(it != NULL);
     it->kind = ITEM_EVENT;
@@ -1539,6 +2011,10 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
     edge_server *s = calloc(1, sizeof(*s));
     NT_ASSERT(s != NULL);
     s->o = *o;
+    if (s->o.instance_id == NULL || s->o.instance_id[0] == '\0') {
+        nt_micro_new_id(s->id);
+        s->o.instance_id = s->id;
+    }
     s->nc = nc;
     s->verifier = verifier;
     NT_ASSERT(pthread_mutex_init(&s->inbox_mu, NULL) == 0);
@@ -1592,6 +2068,9 @@ nt_status edge_server_start(const edge_opts *o, nt_nats *nc, nt_verifier *verifi
     }
     s->thread_started = true;
     nt_nats_on_gap(nc, on_nats_gap, s);
+    if (nt_nats_subscribe(nc, "chat.presence.resync", on_resync, s, 0, &s->resync_sub) != NT_OK)
+        nt_log_warn(MOD, "no chat.presence.resync subscription: presence learns this edge's "
+                         "state at its next snapshot");
     nt_log_info(MOD, "listening port=%d path=%s", o->port, SOCKET_PATH);
     *out = s;
     return NT_OK;
@@ -1601,6 +2080,8 @@ void edge_server_stop(edge_server *s)
 {
     if (s == NULL)
         return;
+    nt_sub_destroy(s->resync_sub);
+    s->resync_sub = NULL;
     if (s->thread_started) {
         nt_nats_on_gap(s->nc, NULL, NULL);
         atomic_store(&s->stop_asked, true);
@@ -1651,6 +2132,15 @@ void edge_server_stop(edge_server *s)
             edge_topic *t = s->buckets[i];
             topic_drop(s, t);
         }
+    }
+    /* Every socket's leave and disconnect went out as it closed; this tells
+     * presence not to wait for the edge's timeout. */
+    if (s->o.instance_id != NULL) {
+        nt_buf b;
+        nt_buf_init(&b, 256);
+        if (edge_presence_report_bye(&b, s->o.instance_id, ++s->pseq) == NT_OK)
+            presence_report(s, &b, "bye");
+        nt_buf_free(&b);
     }
 }
 

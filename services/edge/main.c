@@ -89,6 +89,7 @@ int main(void)
                           .nroutes = 0};
     if (nt_service_start(nc, &def, &svc) != NT_OK)
         goto out;
+    opts.instance_id = nt_service_id(svc);
     if (edge_server_start(&opts, nc, verifier, &srv) != NT_OK)
         goto out;
     nt_log_info("edge", "ready");

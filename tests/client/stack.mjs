@@ -1,5 +1,5 @@
 // Starts and stops the real Natter stack for one test file (nats-server with
-// JetStream, auth, rooms, messages, gateway and edge, each on a free port in a
+// JetStream, auth, rooms, messages, presence, gateway and edge, each on a free port in a
 // temporary directory, as tests/integration/harness.c does) and gives the tests
 // small helpers: REST calls, phoenix sockets over `ws`, and raw `ws` clients
 // that see every frame.
@@ -162,9 +162,22 @@ export class Stack {
     const child = spawn(argv[0], argv[1], { env, stdio: ['ignore', fd, fd] });
     fs.closeSync(fd);
     const p = new Proc(name, child, log);
+    p.spawnArgs = { file, args, env };
     child.on('error', (e) => fs.appendFileSync(log, `spawn ${file}: ${e.message}\n`));
     this.procs.push(p);
     return p;
+  }
+
+  // Stops the running process called name with sig (SIGKILL: no goodbye),
+  // awaits between() if given (what happens while it is down), and starts it
+  // again with the same arguments; resolves with the new Proc.
+  async restartProc(name, sig = 'SIGTERM', between = null) {
+    const old = [...this.procs].reverse().find((p) => p.name === name && p.alive);
+    if (!old) throw new Error(`no running ${name}`);
+    await old.stop(sig);
+    if (between) await between();
+    const { file, args, env } = old.spawnArgs;
+    return this.spawnProc(name, file, args, env);
   }
 
   binary(name) {
@@ -202,6 +215,7 @@ export class Stack {
       ? { NATTER_MESSAGES_RATE: '1000', NATTER_MESSAGES_BURST: '1000' }
       : {};
     this.spawnProc('messages', this.binary('messages'), [], { ...this.env, ...rate });
+    this.presence = this.spawnProc('presence', this.binary('presence'), [], this.env);
     // The tests make many REST calls from one address and one user: the
     // gateway's own limits are lifted so they measure nothing but the edge.
     this.spawnProc('gateway', this.binary('gateway'), [], {
@@ -298,6 +312,28 @@ export class Stack {
 
   async killEdge() {
     return this.edge.stop('SIGKILL');
+  }
+
+  // Starts one more edge on its own port (a second edge instance, as behind a
+  // load balancer) and resolves with {wsBase, proc} once it accepts a token.
+  // Pass its wsBase to socket()/connect() as opts.wsBase.
+  async addEdge(env = {}) {
+    const port = await freePort();
+    const proc = this.spawnProc('edge', this.binary('edge'), [], {
+      ...this.env,
+      EDGE_ADDR: '127.0.0.1',
+      EDGE_PORT: String(port),
+      ...env,
+    });
+    const wsBase = `ws://127.0.0.1:${port}/socket`;
+    await until(async () => {
+      if (!proc.alive) throw new Error('the added edge exited during start-up');
+      return (await httpStatus(`http://127.0.0.1:${port}/healthz`)) === 200;
+    }, 20000, 'the added edge /healthz 200');
+    const url = `${wsBase}/websocket?${new URLSearchParams({ token: this.probeToken, vsn: '2.0.0' })}`;
+    await until(async () => (await probeUpgrade(url).catch(() => ({}))).status === 101, 20000,
+      'the added edge to accept a valid token');
+    return { wsBase, port, proc };
   }
 
   // Stops every client, then every process (services first, the broker last),
@@ -423,12 +459,14 @@ export class Stack {
 
   // A phoenix Socket on the edge over `ws`; params is a function, so every
   // (re)connect asks for the token again, as an app does. Not connected yet.
+  // opts.wsBase picks another edge (addEdge); the rest goes to Socket.
   socket(token, opts = {}) {
     const tokenFn = typeof token === 'function' ? token : () => token;
-    const sock = new Socket(this.wsBase, {
+    const { wsBase, ...rest } = opts;
+    const sock = new Socket(wsBase || this.wsBase, {
       transport: WebSocket,
       params: () => ({ token: tokenFn() }),
-      ...opts,
+      ...rest,
     });
     this.clients.add({ destroy: () => sock.disconnect() });
     return sock;
