@@ -135,16 +135,63 @@ static bool check_keyword(const cJSON *root, const cJSON *schema, const cJSON *k
         return true;
     }
     if (strcmp(k, "additionalProperties") == 0) {
-        if (!cJSON_IsObject(v) || !cJSON_IsFalse(kw))
+        /* false refuses members not in "properties"; a schema checks them
+         * (a map such as presence's, keyed by user id). */
+        if (!cJSON_IsFalse(kw) && !cJSON_IsObject(kw))
+            return fail(err, errlen, path, "unsupported additionalProperties%s", "");
+        if (!cJSON_IsObject(v))
             return true;
         const cJSON *props = cJSON_GetObjectItemCaseSensitive(schema, "properties");
         const cJSON *m;
         cJSON_ArrayForEach(m, v)
         {
-            if (cJSON_GetObjectItemCaseSensitive(props, m->string) == NULL)
+            if (cJSON_GetObjectItemCaseSensitive(props, m->string) != NULL)
+                continue;
+            if (cJSON_IsFalse(kw))
                 return fail(err, errlen, path, "unexpected member '%s'", m->string);
+            snprintf(sub, sizeof(sub), "%s.%s", path, m->string);
+            if (!check_at(root, kw, m, sub, err, errlen))
+                return false;
         }
         return true;
+    }
+    if (strcmp(k, "propertyNames") == 0) {
+        if (!cJSON_IsObject(v))
+            return true;
+        const cJSON *m;
+        cJSON_ArrayForEach(m, v)
+        {
+            cJSON *name = cJSON_CreateString(m->string);
+            snprintf(sub, sizeof(sub), "%s (the name '%s')", path, m->string);
+            bool ok = check_at(root, kw, name, sub, err, errlen);
+            cJSON_Delete(name);
+            if (!ok)
+                return false;
+        }
+        return true;
+    }
+    if (strcmp(k, "oneOf") == 0) {
+        /* Exactly one branch must hold; the error names the failure of the
+         * branch whose "type" const matches, when there is one, as the
+         * clearest of the reasons. */
+        int matched = 0;
+        char first[512] = "";
+        const cJSON *b;
+        cJSON_ArrayForEach(b, kw)
+        {
+            char berr[512];
+            if (check_at(root, b, v, path, berr, sizeof(berr)))
+                matched++;
+            else if (first[0] == '\0')
+                snprintf(first, sizeof(first), "%s", berr);
+        }
+        if (matched == 1)
+            return true;
+        if (matched > 1)
+            return fail(err, errlen, path, "matches more than one oneOf branch%s", "");
+        snprintf(err, errlen, "%s: matches no oneOf branch (first: %s)", path[0] ? path : "$",
+                 first);
+        return false;
     }
     if (strcmp(k, "items") == 0) {
         if (!cJSON_IsArray(v))
@@ -163,6 +210,10 @@ static bool check_keyword(const cJSON *root, const cJSON *schema, const cJSON *k
         return !cJSON_IsArray(v) || cJSON_GetArraySize(v) >= kw->valueint
                    ? true
                    : fail(err, errlen, path, "too few items%s", "");
+    if (strcmp(k, "maxItems") == 0)
+        return !cJSON_IsArray(v) || cJSON_GetArraySize(v) <= kw->valueint
+                   ? true
+                   : fail(err, errlen, path, "too many items%s", "");
     if (strcmp(k, "minLength") == 0 || strcmp(k, "maxLength") == 0) {
         if (!cJSON_IsString(v))
             return true;
@@ -176,6 +227,10 @@ static bool check_keyword(const cJSON *root, const cJSON *schema, const cJSON *k
         return !cJSON_IsNumber(v) || v->valuedouble >= kw->valuedouble
                    ? true
                    : fail(err, errlen, path, "below the minimum%s", "");
+    if (strcmp(k, "maximum") == 0)
+        return !cJSON_IsNumber(v) || v->valuedouble <= kw->valuedouble
+                   ? true
+                   : fail(err, errlen, path, "above the maximum%s", "");
     if (strcmp(k, "pattern") == 0) {
         if (!cJSON_IsString(v))
             return true;

@@ -1,7 +1,8 @@
 /* A small JSON Schema checker for the contract tests: the subset of draft
  * 2020-12 our schemas use (type, enum, const, required, properties,
- * additionalProperties: false, items, minItems, minLength, maxLength,
- * minimum, pattern, and $ref to "#/$defs/..." of the same document or to
+ * additionalProperties (false, or a schema for the other members),
+ * propertyNames, oneOf, items, minItems, maxItems, minLength, maxLength,
+ * minimum, maximum, pattern, and $ref to "#/$defs/..." of the same document or to
  * another file of schemas/json as a whole, by name: "message.schema.json"). An
  * unknown keyword fails the check, so a schema never silently asks for more
  * than is verified. */

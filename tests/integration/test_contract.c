@@ -137,6 +137,110 @@ Test(contract, the_checker_follows_refs_to_other_files)
     cJSON_Delete(s);
 }
 
+/* Presence's payloads (contract of issue 6) against their schemas, as
+ * examples: each schema must take the shapes the contract names and refuse
+ * near misses, down to the entries of its maps. */
+#define P_EDGE "a1B2c3D4e5F6g7H8i9J0kL"
+#define P_ROOM "0193a4b2-7c1e-7d3f-8a2b-1c2d3e4f5a6c"
+#define P_TIME "2026-12-05T06:40:12.345Z"
+#define P_META "{\"phx_ref\":\"" P_EDGE "-7\",\"username\":\"ann\",\"online_at\":\"" P_TIME "\"}"
+
+static void presence_case(const char *file, const char *text, bool good)
+{
+    cJSON *s = schema_load(file);
+    cJSON *v = cJSON_Parse(text);
+    cr_assert_not_null(v, "not JSON: %s", text);
+    char err[512];
+    bool ok = schema_check(s, s, v, err, sizeof(err));
+    if (good)
+        cr_assert(ok, "%s should take %s: %s", file, text, err);
+    else
+        cr_assert_not(ok, "%s should refuse %s", file, text);
+    cJSON_Delete(v);
+    cJSON_Delete(s);
+}
+
+Test(contract, presence_schemas_take_the_contract_shapes_and_refuse_near_misses)
+{
+    const char *diff = "event-presence-diff.schema.json";
+    presence_case(diff, "{\"joins\":{\"u1\":{\"metas\":[" P_META "]}},\"leaves\":{}}", true);
+    presence_case(diff, "{\"joins\":{},\"leaves\":{\"u1\":{\"metas\":[" P_META "," P_META "]}}}",
+                  true);
+    presence_case(diff, "{\"joins\":{}}", false);
+    presence_case(diff, "{\"joins\":{},\"leaves\":{},\"x\":1}", false);
+    presence_case(diff, "{\"joins\":{\"u1\":{\"metas\":[]}},\"leaves\":{}}", false);
+    presence_case(diff, "{\"joins\":{\"u 1\":{\"metas\":[" P_META "]}},\"leaves\":{}}", false);
+    presence_case(diff,
+                  "{\"joins\":{\"u1\":{\"metas\":[{\"phx_ref\":\"7\",\"username\":\"a\","
+                  "\"online_at\":\"" P_TIME "\"}]}},\"leaves\":{}}",
+                  false);
+    presence_case(diff, "{\"joins\":{\"u1\":{\"metas\":[" P_META "],\"x\":1}},\"leaves\":{}}",
+                  false);
+
+    const char *upd = "event-presence-update.schema.json";
+    presence_case(upd, "{\"user_id\":\"u1\",\"online\":false,\"last_seen\":\"" P_TIME "\"}", true);
+    presence_case(upd, "{\"user_id\":\"u1\",\"online\":\"no\",\"last_seen\":\"" P_TIME "\"}",
+                  false);
+    presence_case(upd, "{\"user_id\":\"u1\",\"online\":true}", false);
+
+    const char *state = "presence-state.schema.json";
+    presence_case(state,
+                  "{\"room_id\":\"" P_ROOM "\",\"presence\":{\"u1\":{\"metas\":[" P_META "]}},"
+                  "\"edges\":{\"" P_EDGE "\":42}}",
+                  true);
+    presence_case(state, "{\"room_id\":\"" P_ROOM "\",\"presence\":{},\"edges\":{}}", true);
+    presence_case(state, "{\"room_id\":\"" P_ROOM "\",\"presence\":{},\"edges\":{\"e\":1}}", false);
+    presence_case(state,
+                  "{\"room_id\":\"" P_ROOM "\",\"presence\":{},\"edges\":{\"" P_EDGE "\":\"1\"}}",
+                  false);
+    presence_case(state, "{\"room_id\":\"" P_ROOM "\",\"presence\":{}}", false);
+
+    const char *online = "presence-online.schema.json";
+    presence_case(online,
+                  "{\"users\":{\"u1\":{\"online\":true,\"last_seen\":\"" P_TIME "\"},"
+                  "\"u2\":{\"online\":false,\"last_seen\":null}}}",
+                  true);
+    presence_case(online, "{\"users\":{\"u2\":{\"online\":false}}}", false);
+    presence_case(online, "{\"users\":{\"u2\":{\"online\":null,\"last_seen\":null}}}", false);
+
+    const char *report = "presence-report.schema.json";
+    const char *head = "{\"edge\":\"" P_EDGE "\",\"seq\":3,";
+    const char *good[] = {
+        "\"type\":\"connect\",\"conn\":\"12\",\"user_id\":\"u1\"}",
+        "\"type\":\"disconnect\",\"conn\":\"12\",\"user_id\":\"u1\"}",
+        "\"type\":\"join\",\"conn\":\"12\",\"user_id\":\"u1\",\"room_id\":\"" P_ROOM
+        "\",\"meta\":" P_META "}",
+        "\"type\":\"leave\",\"conn\":\"12\",\"user_id\":\"u1\",\"room_id\":\"" P_ROOM
+        "\",\"phx_ref\":\"" P_EDGE "-7\"}",
+        "\"type\":\"snapshot\",\"round\":4,\"part\":0,\"parts\":1,\"conns\":[]}",
+        "\"type\":\"snapshot\",\"round\":4,\"part\":1,\"parts\":2,\"conns\":[{\"conn\":\"12\","
+        "\"user_id\":\"u1\",\"joins\":[{\"room_id\":\"" P_ROOM "\",\"meta\":" P_META "}]}]}",
+        "\"type\":\"bye\"}",
+    };
+    const char *bad[] = {
+        "\"type\":\"hello\"}",
+        "\"type\":\"bye\",\"conn\":\"12\"}",
+        "\"type\":\"connect\",\"conn\":12,\"user_id\":\"u1\"}",
+        "\"type\":\"join\",\"conn\":\"12\",\"user_id\":\"u1\",\"room_id\":\"" P_ROOM "\"}",
+        "\"type\":\"leave\",\"conn\":\"12\",\"user_id\":\"u1\",\"room_id\":\"r\",\"phx_ref\":"
+        "\"" P_EDGE "-7\"}",
+        "\"type\":\"snapshot\",\"round\":4,\"part\":0,\"parts\":0,\"conns\":[]}",
+        "\"type\":\"snapshot\",\"round\":4,\"part\":0,\"parts\":1,\"conns\":[{\"conn\":\"12\","
+        "\"user_id\":\"u1\"}]}",
+    };
+    char text[1024];
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", head, good[i]);
+        presence_case(report, text, true);
+    }
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(text, sizeof(text), "%s%s", head, bad[i]);
+        presence_case(report, text, false);
+    }
+    presence_case(report, "{\"edge\":\"" P_EDGE "\",\"seq\":0,\"type\":\"bye\"}", false);
+    presence_case(report, "{\"edge\":\"short\",\"seq\":1,\"type\":\"bye\"}", false);
+}
+
 Test(contract, rest_replies_match_their_schemas)
 {
     h_stack_start(&stack, NULL);
