@@ -120,9 +120,19 @@ static void u_want(presence_worker *w, const presence_transition *t, bool refres
         u_enqueue(w, e);
 }
 
+static int leave_cmp(const void *a, const void *b)
+{
+    return strcmp(((const presence_leave *)a)->claim, ((const presence_leave *)b)->claim);
+}
+
 void presence_worker_push(void *arg, presence_out *out)
 {
     presence_worker *w = arg;
+    /* One item per claim: a second item of the same claim would lose it to
+     * the first and never be published, so the diffs are grouped by claim
+     * whatever order they came in. */
+    if (out->nleaves > 1)
+        qsort(out->leaves, out->nleaves, sizeof(*out->leaves), leave_cmp);
     pthread_mutex_lock(&w->mu);
     bool stopped = w->stop;
     size_t i = 0;
