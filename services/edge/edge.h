@@ -23,13 +23,14 @@ typedef struct {
     int idle_timeout_s;     /* no inbound data for this long closes the socket */
     int frame_rate;         /* inbound frames per second per socket (heartbeats excluded) */
     int frame_burst;
-    int catchup_max;          /* messages sent after a join with "after", at most */
-    int typing_debounce_ms;   /* at most one typing start per user and room this often */
-    int typing_timeout_ms;    /* a start without refresh ends after this long */
-    int request_timeout_ms;   /* how long a NATS request of the edge may take */
-    int drain_ms;             /* how long SIGTERM waits for sockets to close */
-    int presence_interval_ms; /* how often the full presence snapshot goes to presence */
-    const char *instance_id;  /* the edge's $SRV id: names it in presence reports */
+    int catchup_max;           /* messages sent after a join with "after", at most */
+    int typing_debounce_ms;    /* at most one typing start per user and room this often */
+    int typing_timeout_ms;     /* a start without refresh ends after this long */
+    int request_timeout_ms;    /* how long a NATS request of the edge may take */
+    int drain_ms;              /* how long SIGTERM waits for sockets to close */
+    int presence_interval_ms;  /* how often the full presence snapshot goes to presence */
+    size_t presence_state_max; /* a larger presence_state is sent as {} */
+    const char *instance_id;   /* the edge's $SRV id: names it in presence reports */
 } edge_opts;
 
 extern const nt_cfg_spec edge_config_specs[];

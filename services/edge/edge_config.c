@@ -39,6 +39,9 @@ const nt_cfg_spec edge_config_specs[] = {
     {"EDGE_PRESENCE_INTERVAL_MS", NT_CFG_INT, "10000", 500, 20000, false, false,
      "how often the edge sends presence its full list of sockets and joins (keep it well under "
      "NATTER_PRESENCE_EDGE_TIMEOUT_MS)"},
+    {"EDGE_PRESENCE_STATE_MAX_BYTES", NT_CFG_INT, "262144", 4096, 921600, false, false,
+     "largest presence_state pushed after a join (about 2000 present channels by default); a "
+     "larger one is sent as {} and diffs follow; lowered to half of EDGE_MAX_QUEUE_BYTES"},
     {"NATTER_LOG_LEVEL", NT_CFG_STR, "info", 0, 0, false, false,
      "debug, info, warn or error"},
     NT_TOKEN_CONFIG_SPECS,
@@ -70,12 +73,17 @@ nt_status edge_config_read(const nt_config *cfg, edge_opts *out, char *err, size
     o.request_timeout_ms = (int)nt_config_int(cfg, "EDGE_REQUEST_TIMEOUT_MS");
     o.drain_ms = (int)nt_config_int(cfg, "EDGE_DRAIN_MS");
     o.presence_interval_ms = (int)nt_config_int(cfg, "EDGE_PRESENCE_INTERVAL_MS");
+    o.presence_state_max = (size_t)nt_config_int(cfg, "EDGE_PRESENCE_STATE_MAX_BYTES");
     if (o.typing_timeout_ms <= o.typing_debounce_ms) {
         snprintf(err, errlen,
                  "EDGE_TYPING_TIMEOUT_MS: must be greater than "
                  "EDGE_TYPING_DEBOUNCE_MS, or typing would end between two starts");
         return NT_EINVAL;
     }
+    /* A state pushed onto a socket's queue must leave it room, or a join
+     * could close its own socket: the cap follows a smaller queue. */
+    if (o.presence_state_max > o.max_queue_bytes / 2)
+        o.presence_state_max = o.max_queue_bytes / 2;
     *out = o;
     return NT_OK;
 }

@@ -227,6 +227,7 @@ struct edge_server {
     int64_t last_snapshot_ms;
     nt_sub *resync_sub;
     atomic_bool resync_pending; /* one ITEM_RESYNC in the inbox at most */
+    int64_t presence_warned_ms;
 
     /* Counters for /healthz and /metrics. */
     uint64_t nconns, nsubs, deliveries, refused_upgrades, slow_closed, frames_in;
@@ -965,7 +966,7 @@ static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const
 static void presence_state_push(edge_server *s, edge_conn *c, edge_member *m, const char *body)
 {
     edge_topic *t = m->topic;
-    size_t cap = s->o.max_queue_bytes / 2;
+    size_t cap = s->o.presence_state_max;
     const char **users = calloc(t->n + 1, sizeof(*users));
     const edge_pmeta **metas = calloc(t->n + 1, sizeof(*metas));
     NT_ASSERT(users != NULL && metas != NULL);
@@ -1025,11 +1026,16 @@ static void on_presence_item(edge_server *s, edge_item *it)
         return;
     }
     bool answered = it->st == NT_OK && it->resp.http == 200 && it->resp.data != NULL;
-    if (!answered)
+    int64_t now = nt_clock_mono_ms();
+    /* 413 is a crowd larger than the state cap: expected, and the state is
+     * then {} anyway. Anything else is logged, once a second at most. */
+    if (!answered && it->resp.http != 413 && now - s->presence_warned_ms >= 1000) {
+        s->presence_warned_ms = now;
         nt_log_warn(MOD,
                     "presence did not answer: the state has this edge's joins only topic=%s "
                     "err=\"%s\" http=%d",
                     it->topic, nt_status_str(it->st), it->resp.http);
+    }
     presence_state_push(s, c, m, answered ? it->resp.data : NULL);
 }
 
@@ -1043,7 +1049,9 @@ static void presence_begin(edge_server *s, edge_conn *c, edge_member *m)
     edge_rq proto = {.kind = ITEM_PRESENCE};
     snprintf(proto.topic, sizeof(proto.topic), "%s", m->topic->name);
     snprintf(proto.join_ref, sizeof(proto.join_ref), "%s", m->join_ref);
-    nt_status st = nt_buf_appendf(&body, "{\"room_id\":\"%s\"}", room_id_of(m->topic->name));
+    /* presence refuses (413) a state larger than the edge would send. */
+    nt_status st = nt_buf_appendf(&body, "{\"room_id\":\"%s\",\"max_bytes\":%zu}",
+                                  room_id_of(m->topic->name), s->o.presence_state_max);
     if (st == NT_OK)
         st = request(s, c, "chat.presence.get", &body, &proto);
     nt_buf_free(&body);

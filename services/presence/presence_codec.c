@@ -2,6 +2,7 @@
  * edges, but a parser here still takes any bytes: every field is checked for
  * type, shape and size, and errors name fields, never values. */
 #include "presence_codec.h"
+#include "presence_state.h"
 
 #include "nt_log.h"
 
@@ -329,16 +330,24 @@ void presence_report_free(presence_report *r)
     memset(r, 0, sizeof(*r));
 }
 
-nt_status presence_get_body_parse(const char *data, size_t len, char *room, char *err,
-                                  size_t errlen)
+nt_status presence_get_body_parse(const char *data, size_t len, char *room, size_t *max_bytes,
+                                  char *err, size_t errlen)
 {
-    static const char *const allowed[] = {"room_id", NULL};
+    static const char *const allowed[] = {"room_id", "max_bytes", NULL};
     cJSON *o = NULL;
+    long long max = PRESENCE_GET_MAX;
     nt_status st = nt_json_parse_object(data, len, &o, err, errlen);
     if (st == NT_OK)
         st = nt_json_check_keys(o, allowed, err, errlen);
     if (st == NT_OK)
         st = copy_field(o, "room_id", presence_id_valid, room, PRESENCE_ID_MAX + 1, err, errlen);
+    if (st == NT_OK) {
+        st = nt_json_get_int(o, "max_bytes", false, 1024, PRESENCE_GET_MAX, &max, err, errlen);
+        if (st == NT_ENOTFOUND)
+            st = NT_OK;
+    }
+    if (st == NT_OK)
+        *max_bytes = (size_t)max;
     cJSON_Delete(o);
     return st;
 }

@@ -95,10 +95,12 @@ bool presence_id_valid(const char *s);
  * built as text escapes them. */
 bool presence_user_valid(const char *s);
 
-/* Parses {"room_id":"r"} into room (PRESENCE_ID_MAX + 1 bytes). NT_EINVAL with
- * a message otherwise. */
-nt_status presence_get_body_parse(const char *data, size_t len, char *room, char *err,
-                                  size_t errlen);
+/* Parses {"room_id":"r","max_bytes":n} into room (PRESENCE_ID_MAX + 1 bytes)
+ * and *max_bytes (optional: 1024..PRESENCE_GET_MAX, default PRESENCE_GET_MAX;
+ * the asking edge's cap on the state it can send). NT_EINVAL with a message
+ * otherwise. */
+nt_status presence_get_body_parse(const char *data, size_t len, char *room, size_t *max_bytes,
+                                  char *err, size_t errlen);
 
 /* Parses {"user_ids":["u1",...]} (1..PRESENCE_ONLINE_MAX presence_user_valid ids).
  * *ids is a malloc'd array of *n malloc'd strings with duplicates removed,

@@ -95,19 +95,21 @@ static nt_status presence_get(void *arg, const nt_request *req, nt_reply *rep)
 {
     presence_ctx *ctx = arg;
     char room[PRESENCE_ID_MAX + 1];
-    nt_status st =
-        presence_get_body_parse(req->data, req->len, room, rep->message, sizeof(rep->message));
+    size_t max = PRESENCE_GET_MAX;
+    nt_status st = presence_get_body_parse(req->data, req->len, room, &max, rep->message,
+                                           sizeof(rep->message));
     if (st != NT_OK)
         return st;
     size_t len = 0;
     char *json = NULL;
     pthread_mutex_lock(&ctx->mu);
-    st = presence_state_get_json(ctx->state, room, PRESENCE_GET_MAX, &json, &len);
+    st = presence_state_get_json(ctx->state, room, max, &json, &len);
     pthread_mutex_unlock(&ctx->mu);
     if (st == NT_ETOOBIG) {
-        /* The edge falls back to its local metas. */
+        /* The edge falls back to its local metas. Every join of a crowded
+         * room ends here: logged at debug only. */
         snprintf(rep->message, sizeof(rep->message), "room presence too large");
-        nt_log_warn(MOD, "room presence too large room=%s", room);
+        nt_log_debug(MOD, "room presence too large room=%s max_bytes=%zu", room, max);
         return NT_ETOOBIG;
     }
     if (st != NT_OK)

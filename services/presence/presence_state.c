@@ -767,7 +767,10 @@ nt_status presence_state_get_json(const presence_state *st, const char *room_id,
     size_t n = 0;
     for (const pjoin *j = r != NULL ? r->head : NULL; j != NULL; j = j->rnext)
         n++;
-    if (n > 0) {
+    /* A crowd that cannot fit is not sorted and printed only to be refused. */
+    if (n * PRESENCE_META_MIN > max)
+        res = NT_ETOOBIG;
+    if (n > 0 && res == NT_OK) {
         pjoin **v = malloc(n * sizeof(*v));
         NT_ASSERT(v != NULL);
         size_t i = 0;

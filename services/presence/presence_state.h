@@ -22,6 +22,10 @@
 #define PRESENCE_EDGES_MAX 1024
 /* The largest chat.presence.get reply: a bigger room is refused (413). */
 #define PRESENCE_GET_MAX (900 * 1024)
+/* A meta printed in a state takes at least this many bytes (keys, a
+ * phx_ref, a timestamp): a room with more joins than max / this is refused
+ * before anything is built. */
+#define PRESENCE_META_MIN 90
 /* Claim ids: "<edge>-gone-<seq>" for an edge's removal, "<edge>-<round>" for a
  * round's reconciliation, "<edge>-add-<seq>" for joins re-announced. */
 #define PRESENCE_CLAIM_MAX 64

@@ -234,7 +234,11 @@ describe('presence', () => {
     assert.ok(took >= EDGE_TIMEOUT_MS - SNAPSHOT_MS - 500,
       `offline after ${took} ms: before the edge timeout, so not by the sweep`);
     assert.match(off.last_seen, /^\d{4}-\d\d-\d\dT/);
-    await until(() => !listed(wd)[erin.user_id], 3000, 'erin\'s meta to leave dave\'s list');
+    await until(() => !listed(wd)[erin.user_id], 8000, 'erin\'s meta to leave dave\'s list')
+      .catch((e) => {
+        throw new Error(`${e.message}: list ${JSON.stringify(listed(wd))} leaves ${
+          JSON.stringify(wd.leaves)}`);
+      });
     assert.equal(listed(wd)[carol.user_id]?.length, 1, 'carol is still in the room');
     assert.equal(wd.updates.filter((u) => u.user_id === carol.user_id && !u.online).length, 0);
   });
@@ -280,4 +284,58 @@ describe('presence', () => {
       await until(() => wa.updates.some((u) => u.user_id === frank.user_id && !u.online), 10000,
         'frank\'s offline update');
     });
+});
+
+// A crowd larger than the state cap: each join would cost a state of the
+// room's size, so past EDGE_PRESENCE_STATE_MAX_BYTES the state is {} and the
+// client learns the room from the diffs that follow.
+describe('presence in a crowd', () => {
+  let s;
+  const it = itLogged(() => s);
+  const CAP = 4096; // some 40 metas
+
+  before(async () => {
+    s = await Stack.start({ env: { EDGE_PRESENCE_STATE_MAX_BYTES: String(CAP) } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  it('past the cap a join gets {} and then every change', { timeout: 60000 }, async () => {
+    const owner = await s.devToken('crowd-owner');
+    const room = await s.createRoom(owner.token, 'crowd');
+    const topic = `room:${room.id}`;
+    const users = [];
+    for (let i = 0; i < 6; i++) users.push(await s.devToken(`crowd-${i}`));
+    for (const u of users) await s.joinRoom(u.token, room.id);
+    const states = [];
+    // 60 channels of 6 users (10 sockets each), one after another.
+    for (let i = 0; i < 60; i++) {
+      const c = await s.rawOpen(users[i % 6].token);
+      const reply = await c.join(topic, '1');
+      assert.equal(reply[4].status, 'ok');
+      const st = await c.next((f) => f[2] === topic && f[3] === 'presence_state', 5000);
+      assert.equal(st[0], '1', 'presence_state carries the join_ref');
+      const metas = Object.values(st[4]).reduce((n, p) => n + p.metas.length, 0);
+      states.push({ c, metas, bytes: JSON.stringify(st[4]).length });
+    }
+    // Early joins see everyone before them; once the crowd passes the cap
+    // the state is empty rather than too large.
+    assert.equal(states[0].metas, 1);
+    assert.equal(states[9].metas, 10);
+    for (const st of states) assert.ok(st.bytes <= CAP, `a state of ${st.bytes} bytes`);
+    const last = states[59];
+    assert.equal(last.metas, 0, 'the 60th join got a non-empty state');
+    // The crowd still hears a newcomer join and leave.
+    const late = await s.rawOpen(owner.token);
+    await late.join(topic, '9');
+    const joinDiff = await last.c.next((f) => f[2] === topic && f[3] === 'presence_diff' &&
+      f[4].joins[owner.user_id], 5000);
+    const ref = joinDiff[4].joins[owner.user_id].metas[0].phx_ref;
+    late.destroy();
+    await last.c.next((f) => f[2] === topic && f[3] === 'presence_diff' &&
+      f[4].leaves[owner.user_id]?.metas[0].phx_ref === ref, 5000);
+    // Every socket is still open: nothing was closed for its queue.
+    for (const st of states) assert.equal(st.c.closeInfo, null);
+  });
 });

@@ -67,6 +67,8 @@ Test(edge_config, defaults)
     cr_assert_eq(o.typing_timeout_ms, 6000);
     cr_assert_eq(o.request_timeout_ms, 5000);
     cr_assert_eq(o.drain_ms, 3000);
+    cr_assert_eq(o.presence_interval_ms, 10000);
+    cr_assert_eq(o.presence_state_max, 262144);
     cr_assert_str_eq(nt_config_str(cfg, "NATTER_LOG_LEVEL"), "info");
     nt_config_destroy(cfg);
     for (size_t i = 0; i < edge_config_nspecs; i++)
@@ -90,6 +92,8 @@ Test(edge_config, values_are_read)
                          "EDGE_TYPING_TIMEOUT_MS=500",
                          "EDGE_REQUEST_TIMEOUT_MS=100",
                          "EDGE_DRAIN_MS=0",
+                         "EDGE_PRESENCE_INTERVAL_MS=500",
+                         "EDGE_PRESENCE_STATE_MAX_BYTES=65536",
                          NULL};
     edge_opts o;
     char err[256] = "";
@@ -112,6 +116,8 @@ Test(edge_config, values_are_read)
     cr_assert_eq(o.typing_timeout_ms, 500);
     cr_assert_eq(o.request_timeout_ms, 100);
     cr_assert_eq(o.drain_ms, 0);
+    cr_assert_eq(o.presence_interval_ms, 500);
+    cr_assert_eq(o.presence_state_max, 65536);
     nt_config_destroy(cfg);
 }
 
@@ -147,6 +153,9 @@ Test(edge_config, bad_values_name_their_variable)
         {"EDGE_TYPING_TIMEOUT_MS=499", "EDGE_TYPING_TIMEOUT_MS"},
         {"EDGE_REQUEST_TIMEOUT_MS=99", "EDGE_REQUEST_TIMEOUT_MS"},
         {"EDGE_DRAIN_MS=60001", "EDGE_DRAIN_MS"},
+        {"EDGE_PRESENCE_INTERVAL_MS=499", "EDGE_PRESENCE_INTERVAL_MS"},
+        {"EDGE_PRESENCE_INTERVAL_MS=20001", "EDGE_PRESENCE_INTERVAL_MS"},
+        {"EDGE_PRESENCE_STATE_MAX_BYTES=4095", "EDGE_PRESENCE_STATE_MAX_BYTES"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *env[] = {cases[i].var, NULL};
@@ -169,6 +178,19 @@ Test(edge_config, typing_timeout_must_outlast_the_debounce)
     cr_assert_eq(read_env(ok, &o, err, sizeof(err)), NT_OK, "%s", err);
     cr_assert_eq(o.typing_debounce_ms, 1999);
     cr_assert_eq(o.typing_timeout_ms, 2000);
+}
+
+Test(edge_config, the_presence_state_cap_fits_half_a_socket_queue)
+{
+    edge_opts o;
+    char err[256] = "";
+    const char *over[] = {"EDGE_MAX_QUEUE_BYTES=131072", NULL}; /* default cap 262144 */
+    cr_assert_eq(read_env(over, &o, err, sizeof(err)), NT_OK, "%s", err);
+    cr_assert_eq(o.presence_state_max, 65536);
+    const char *below[] = {"EDGE_MAX_QUEUE_BYTES=131072", "EDGE_PRESENCE_STATE_MAX_BYTES=8192",
+                           NULL};
+    cr_assert_eq(read_env(below, &o, err, sizeof(err)), NT_OK, "%s", err);
+    cr_assert_eq(o.presence_state_max, 8192);
 }
 
 Test(edge_config, clerk_mode_without_issuer_is_refused)

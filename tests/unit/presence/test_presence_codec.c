@@ -2,6 +2,7 @@
  * of valid reports, wrong types, oversized arrays and byte flips (none may
  * crash or leak), and the small request, KV and rooms-page formats. */
 #include "../../../services/presence/presence_codec.h"
+#include "../../../services/presence/presence_state.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
@@ -230,18 +231,27 @@ Test(presence_codec, ignores_unknown_fields_for_later_versions)
 Test(presence_codec, get_body_needs_a_valid_room_id)
 {
     char room[PRESENCE_ID_MAX + 1], err[NT_ERRMSG_LEN];
+    size_t max = 0;
     const char *ok = "{\"room_id\":\"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\"}";
-    cr_assert_eq(presence_get_body_parse(ok, strlen(ok), room, err, sizeof(err)), NT_OK);
+    cr_assert_eq(presence_get_body_parse(ok, strlen(ok), room, &max, err, sizeof(err)), NT_OK);
     cr_assert_str_eq(room, "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b");
+    cr_assert_eq(max, PRESENCE_GET_MAX);
+    const char *capped = "{\"room_id\":\"r\",\"max_bytes\":4096}";
+    cr_assert_eq(presence_get_body_parse(capped, strlen(capped), room, &max, err, sizeof(err)),
+                 NT_OK);
+    cr_assert_eq(max, 4096);
     const char *bad[] = {"",
                          "{}",
                          "{\"room_id\":1}",
                          "{\"room_id\":\"a.b\"}",
                          "{\"room_id\":\"r\",\"x\":1}",
+                         "{\"room_id\":\"r\",\"max_bytes\":1023}",
+                         "{\"room_id\":\"r\",\"max_bytes\":9999999}",
+                         "{\"room_id\":\"r\",\"max_bytes\":\"4096\"}",
                          "[",
                          "{\"room_id\":\"\"}"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-        cr_assert_eq(presence_get_body_parse(bad[i], strlen(bad[i]), room, err, sizeof(err)),
+        cr_assert_eq(presence_get_body_parse(bad[i], strlen(bad[i]), room, &max, err, sizeof(err)),
                      NT_EINVAL, "%s", bad[i]);
 }
 

@@ -661,6 +661,27 @@ Test(presence_state, a_get_reply_past_its_cap_is_refused_not_truncated)
     free(json);
 }
 
+Test(presence_state, a_room_too_crowded_for_the_cap_is_refused_by_its_count)
+{
+    connect(EA, 1, "1", "u1");
+    uint64_t seq = 2;
+    for (int i = 0; i < 50; i++) {
+        char meta[128];
+        snprintf(meta, sizeof(meta),
+                 "{\"phx_ref\":\"A-%d\",\"username\":\"a\",\"online_at\":\"%s\"}", i, T1);
+        join(EA, seq++, "1", "u1", "r0", meta);
+    }
+    char *json = NULL;
+    size_t len = 0;
+    /* 50 joins count as 4500 bytes at least: 4499 is refused without
+     * building, 4500 is built (these metas are short, so it fits). */
+    cr_assert_eq(presence_state_get_json(st, "r0", 50 * PRESENCE_META_MIN - 1, &json, &len),
+                 NT_ETOOBIG);
+    cr_assert_null(json);
+    cr_assert_eq(presence_state_get_json(st, "r0", 50 * PRESENCE_META_MIN, &json, &len), NT_OK);
+    free(json);
+}
+
 Test(presence_state, users_without_connections_are_forgotten_after_ten_minutes)
 {
     connect(EA, 1, "1", "u1");
