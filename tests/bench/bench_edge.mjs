@@ -3,7 +3,7 @@
 // joined room, measured at BENCH_SOCKETS sockets, then fan-out deliveries per
 // second and send→receive latency for one room of BENCH_FANOUT_SOCKETS sockets.
 // It starts its own stack in a temporary directory (nats-server with JetStream,
-// auth, rooms, messages, gateway, edge from $BUILD/bin), as bench_send does,
+// auth, rooms, messages, presence, gateway, edge from $BUILD/bin), as bench_send does,
 // and reports the CPU time of each process apart from the generator's own.
 //
 // The load generator is this process: raw Phoenix Channels v2 frames over the
@@ -11,7 +11,9 @@
 // tests/bench/edge.sh, which installs `ws` and raises the descriptor limit.
 //
 // Environment: BUILD (where bin/ is, default "build"), BENCH_SOCKETS (10000),
-// BENCH_ROOMS (rooms the idle sockets are spread over, 1), BENCH_USERS (users
+// BENCH_ROOMS (rooms the idle sockets are spread over, 100: every join gets
+// the room's presence state, so one room of 10 000 measures presence's crowd
+// cap rather than an idle socket), BENCH_USERS (users
 // the sockets share, 10), BENCH_BATCH (sockets opened at once, 200),
 // BENCH_SETTLE_MS (2000), BENCH_IDLE_MS (the window in which the idle
 // sockets' heartbeats are measured, 10000), BENCH_FANOUT_SOCKETS (1000),
@@ -62,7 +64,7 @@ function envInt(name, def, min, max) {
 
 // The client ports of one address pair run out near 28 000 (32768-60999).
 const N_IDLE = envInt('BENCH_SOCKETS', 10000, 1, 25000);
-const N_ROOMS = envInt('BENCH_ROOMS', 1, 1, 100);
+const N_ROOMS = envInt('BENCH_ROOMS', 100, 1, 1000);
 const N_USERS = envInt('BENCH_USERS', 10, 1, 1000);
 const BATCH = envInt('BENCH_BATCH', 200, 1, 5000);
 const SETTLE_MS = envInt('BENCH_SETTLE_MS', 2000, 0, 60000);
@@ -763,7 +765,8 @@ async function main() {
     `${(a.idle.edge / a.idleS / 10).toFixed(1)} % of one core`);
   console.log(`  CPU ms           connect ${`idle ${a.idleS.toFixed(0)} s`.padStart(9)}  fan-out` +
     `${b.paced ? '    paced' : ''}`);
-  for (const k of ['edge', 'rooms', 'messages', 'nats-server', 'auth', 'gateway', 'generator']) {
+  for (const k of ['edge', 'rooms', 'messages', 'presence', 'nats-server', 'auth', 'gateway',
+    'generator']) {
     console.log(`  ${k.padEnd(15)}${fmtMs(a.cpu[k]).padStart(8)} ${fmtMs(a.idle[k]).padStart(9)} ` +
       `${fmtMs(b.max.cpu[k]).padStart(8)}${b.paced ? ` ${fmtMs(b.paced.cpu[k]).padStart(8)}` : ''}`);
   }
