@@ -165,24 +165,37 @@ static bool code_like(const char *s)
     return n > 0;
 }
 
-cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t whylen)
+/* The member key of a service reply's data ({"data":{key:...}}), still in
+ * *root (the caller deletes root). NULL, with why set, for an error reply or
+ * anything else. */
+static cJSON *reply_data_member(const char *text, size_t len, const char *key, cJSON **root,
+                                char *why, size_t whylen)
 {
     char err[NT_ERRMSG_LEN];
-    cJSON *root = NULL, *out = NULL;
+    *root = NULL;
     snprintf(why, whylen, "the reply is not a JSON object");
-    if (text == NULL || nt_json_parse_object(text, len, &root, err, sizeof(err)) != NT_OK)
+    if (text == NULL || nt_json_parse_object(text, len, root, err, sizeof(err)) != NT_OK)
         return NULL;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(*root, "error");
     const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    cJSON *arr = cJSON_GetObjectItemCaseSensitive(data, "messages");
     if (e != NULL) {
         snprintf(why, whylen, "an error reply code=%s",
                  cJSON_IsString(code) && code_like(code->valuestring) ? code->valuestring : "?");
-        goto out;
+        return NULL;
     }
+    cJSON *data = cJSON_GetObjectItemCaseSensitive(*root, "data");
+    snprintf(why, whylen, "the reply has no data.%s", key);
+    return cJSON_IsObject(data) ? cJSON_GetObjectItemCaseSensitive(data, key) : NULL;
+}
+
+cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t whylen)
+{
+    cJSON *root = NULL, *out = NULL;
+    cJSON *arr = reply_data_member(text, len, "messages", &root, why, whylen);
+    if (arr == NULL)
+        goto out;
     snprintf(why, whylen, "the reply has no data.messages array of objects");
-    if (!cJSON_IsObject(data) || !cJSON_IsArray(arr))
+    if (!cJSON_IsArray(arr))
         goto out;
     const cJSON *m;
     cJSON_ArrayForEach(m, arr)
@@ -190,7 +203,7 @@ cJSON *rooms_latest_from_reply(const char *text, size_t len, char *why, size_t w
         if (!cJSON_IsObject(m))
             goto out;
     }
-    out = cJSON_DetachItemViaPointer(data, arr);
+    out = cJSON_DetachItemViaPointer(cJSON_GetObjectItemCaseSensitive(root, "data"), arr);
     why[0] = '\0';
 out:
     cJSON_Delete(root);
@@ -212,24 +225,14 @@ char *rooms_online_request(const rooms_member_list *l, size_t n)
 
 cJSON *rooms_online_from_reply(const char *text, size_t len, char *why, size_t whylen)
 {
-    char err[NT_ERRMSG_LEN];
     cJSON *root = NULL, *out = NULL;
-    snprintf(why, whylen, "the reply is not a JSON object");
-    if (text == NULL || nt_json_parse_object(text, len, &root, err, sizeof(err)) != NT_OK)
-        return NULL;
-    const cJSON *e = cJSON_GetObjectItemCaseSensitive(root, "error");
-    const cJSON *code = cJSON_GetObjectItemCaseSensitive(e, "code");
-    cJSON *data = cJSON_GetObjectItemCaseSensitive(root, "data");
-    cJSON *users = cJSON_GetObjectItemCaseSensitive(data, "users");
-    if (e != NULL) {
-        snprintf(why, whylen, "an error reply code=%s",
-                 cJSON_IsString(code) && code_like(code->valuestring) ? code->valuestring : "?");
+    cJSON *users = reply_data_member(text, len, "users", &root, why, whylen);
+    if (users == NULL)
         goto out;
-    }
     snprintf(why, whylen, "the reply has no data.users object");
-    if (!cJSON_IsObject(data) || !cJSON_IsObject(users))
+    if (!cJSON_IsObject(users))
         goto out;
-    out = cJSON_DetachItemViaPointer(data, users);
+    out = cJSON_DetachItemViaPointer(cJSON_GetObjectItemCaseSensitive(root, "data"), users);
     why[0] = '\0';
 out:
     cJSON_Delete(root);
