@@ -261,9 +261,9 @@ static void fe_resume(fake_edge *fe)
 
 /* ---- the stack ---- */
 
-static void setup(void)
+static void setup_with(const char *const *ex)
 {
-    h_users_start(&stack, extra, &alice, "alice", &bob, "bob", NULL);
+    h_users_start(&stack, ex, &alice, "alice", &bob, "bob", NULL);
     cJSON *d = h_ok(&stack, "POST", "/api/rooms", alice.tok, "{\"name\":\"presence room\"}");
     snprintf(room, sizeof(room), "%s", h_get_str(d, "id"));
     cJSON_Delete(d);
@@ -278,6 +278,11 @@ static void setup(void)
         NT_OK);
     cr_assert_eq(nt_nats_subscribe(nc, "chat.room.*.presence_diff", on_event, NULL, 1, &ev_subs[1]),
                  NT_OK);
+}
+
+static void setup(void)
+{
+    setup_with(extra);
 }
 
 static void teardown(void)
@@ -591,5 +596,38 @@ Test(presence, refresh_extends_only_an_online_key_and_odd_user_ids_are_in_room_p
     msleep(2500);
     cr_assert_eq(kv_online(alice.id), -1, "nor recreated a lapsed one");
     cr_assert_eq(count_events("presence_update", na, "true"), 1, "and announced nothing");
+    fe_stop(&a);
+}
+
+/* ---- the documented bound, at the defaults ---- */
+
+#define DEFAULT_TIMEOUT_MS 30000 /* NATTER_PRESENCE_EDGE_TIMEOUT_MS's default */
+
+static void setup_defaults(void)
+{
+    static const char *const none[] = {NULL};
+    setup_with(none);
+}
+
+TestSuite(presence_defaults, .init = setup_defaults, .fini = teardown, .timeout = 90);
+
+Test(presence_defaults, a_silent_edge_s_users_are_offline_within_31_s)
+{
+    fake_edge a;
+    char na[200];
+    fe_start(&a, 'E');
+    fe_connect_join(&a, "6", alice.id, ONLINE_AT_1);
+    cr_assert_eq(
+        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
+    int64_t silent_at = nt_clock_mono_ms();
+    fe_silence(&a);
+    cr_assert_eq(wait_events("presence_update", na, "false", 1, DEFAULT_TIMEOUT_MS + 5000), 1,
+                 "alice offline after her edge went silent");
+    int64_t took = nt_clock_mono_ms() - silent_at;
+    /* README and nats.md: within NATTER_PRESENCE_EDGE_TIMEOUT_MS + 1 s, so
+     * 31 s by default (the worker's KV write and rooms look-up on top). */
+    cr_assert(took >= DEFAULT_TIMEOUT_MS - BEAT_MS - 100 &&
+                  took <= DEFAULT_TIMEOUT_MS + 1000 + 1500,
+              "offline after %lld ms", (long long)took);
     fe_stop(&a);
 }
