@@ -961,9 +961,11 @@ static void catchup_finish(edge_server *s, edge_member *m, bool truncated, const
 }
 
 /* Pushes m's presence_state: the service's answer (body, NULL when none)
- * with this edge's part from its own joins of the topic, then releases what
- * was held unless catch-up still runs. */
-static void presence_state_push(edge_server *s, edge_conn *c, edge_member *m, const char *body)
+ * with this edge's part from its own joins of the topic, or {} for a crowd
+ * past the cap (crowd: presence said so), then releases what was held
+ * unless catch-up still runs. */
+static void presence_state_push(edge_server *s, edge_conn *c, edge_member *m, const char *body,
+                                bool crowd)
 {
     edge_topic *t = m->topic;
     size_t cap = s->o.presence_state_max;
@@ -981,7 +983,7 @@ static void presence_state_push(edge_server *s, edge_conn *c, edge_member *m, co
     nt_buf_init(&b, OUT_FRAME_MAX);
     /* A meta prints to 90 bytes at least: a crowd that cannot fit is not
      * built at all (each join of it would cost the whole crowd's JSON). */
-    nt_status st = n * EDGE_PRESENCE_META_MIN > cap
+    nt_status st = crowd || n * EDGE_PRESENCE_META_MIN > cap
                        ? NT_ETOOBIG
                        : edge_presence_state(body, body != NULL ? strlen(body) : 0,
                                              s->o.instance_id, users, metas, n, &b, &m->seqs);
@@ -1036,7 +1038,9 @@ static void on_presence_item(edge_server *s, edge_item *it)
                     "err=\"%s\" http=%d",
                     it->topic, nt_status_str(it->st), it->resp.http);
     }
-    presence_state_push(s, c, m, answered ? it->resp.data : NULL);
+    /* A room too large for presence to send is too large for this edge to
+     * send either: its own part alone would be a misleading list. */
+    presence_state_push(s, c, m, answered ? it->resp.data : NULL, it->resp.http == 413);
 }
 
 /* Tracks m's join, then asks presence for the room's state: it includes the
@@ -1056,7 +1060,7 @@ static void presence_begin(edge_server *s, edge_conn *c, edge_member *m)
         st = request(s, c, "chat.presence.get", &body, &proto);
     nt_buf_free(&body);
     if (st != NT_OK)
-        presence_state_push(s, c, m, NULL);
+        presence_state_push(s, c, m, NULL, false);
 }
 
 /* The socket's profile came (or will not): joins waiting for it start their

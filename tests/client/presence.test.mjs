@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe } from 'node:test';
 import { Presence } from 'phoenix';
-import { Stack, itLogged, joinReply, sleep, until } from './stack.mjs';
+import { RawClient, Stack, itLogged, joinReply, sleep, until } from './stack.mjs';
 
 const EDGE_TIMEOUT_MS = 4000;
 const SNAPSHOT_MS = 500;
@@ -335,6 +335,16 @@ describe('presence in a crowd', () => {
     late.destroy();
     await last.c.next((f) => f[2] === topic && f[3] === 'presence_diff' &&
       f[4].leaves[owner.user_id]?.metas[0].phx_ref === ref, 5000);
+    // On another edge, where this room has nobody yet, presence refuses the
+    // crowd and the joiner gets {} too, not a list of that edge's own.
+    const e2 = await s.addEdge({ EDGE_PRESENCE_STATE_MAX_BYTES: String(CAP) });
+    const other = new RawClient(`${e2.wsBase}/websocket?${new URLSearchParams({
+      token: users[0].token, vsn: '2.0.0' })}`);
+    s.clients.add(other);
+    await other.opened;
+    assert.equal((await other.join(topic, '1'))[4].status, 'ok');
+    const st2 = await other.next((f) => f[2] === topic && f[3] === 'presence_state', 5000);
+    assert.deepEqual(st2[4], {});
     // Every socket is still open: nothing was closed for its queue.
     for (const st of states) assert.equal(st.c.closeInfo, null);
   });
