@@ -106,8 +106,8 @@ static nt_status presence_get(void *arg, const nt_request *req, nt_reply *rep)
     st = presence_state_get_json(ctx->state, room, max, &json, &len);
     pthread_mutex_unlock(&ctx->mu);
     if (st == NT_ETOOBIG) {
-        /* The edge falls back to its local metas. Every join of a crowded
-         * room ends here: logged at debug only. */
+        /* The edge sends {} for a crowd. Every join of a crowded room ends
+         * here: logged at debug only. */
         snprintf(rep->message, sizeof(rep->message), "room presence too large");
         nt_log_debug(MOD, "room presence too large room=%s max_bytes=%zu", room, max);
         return NT_ETOOBIG;
