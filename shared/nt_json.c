@@ -340,6 +340,14 @@ nt_status nt_json_get_int(const cJSON *obj, const char *key, bool required, long
     return NT_OK;
 }
 
+nt_status nt_json_append(nt_buf *out, const cJSON *v)
+{
+    char *text = nt_json_print(v);
+    nt_status st = nt_buf_append_str(out, text);
+    cJSON_free(text);
+    return st;
+}
+
 char *nt_json_print(const cJSON *v)
 {
     char *s = cJSON_PrintUnformatted(v);

@@ -4,6 +4,7 @@
 #ifndef NT_JSON_H
 #define NT_JSON_H
 
+#include "nt_buf.h"
 #include "nt_status.h"
 
 #include <cjson/cJSON.h>
@@ -68,6 +69,10 @@ nt_status nt_json_get_bool(const cJSON *obj, const char *key, bool required, boo
 /* Reads obj[key] as an integer within [min, max]. Absent: NT_ENOTFOUND when !required. */
 nt_status nt_json_get_int(const cJSON *obj, const char *key, bool required, long long min,
                           long long max, long long *out, char *err, size_t errlen);
+
+/* Appends v printed compactly to out (NT_ETOOBIG past out's cap). Aborts on
+ * OOM. */
+nt_status nt_json_append(nt_buf *out, const cJSON *v);
 
 /* Prints v compactly. The caller frees the result with free(). Aborts on OOM. */
 char *nt_json_print(const cJSON *v);

@@ -59,16 +59,6 @@ nt_status edge_codec_event(const char *kind, const char *id, const char *event, 
     return st;
 }
 
-/* Appends the JSON text of v (compact). */
-static nt_status append_json(nt_buf *out, const cJSON *v)
-{
-    char *text = cJSON_PrintUnformatted(v);
-    NT_ASSERT(text != NULL);
-    nt_status st = nt_buf_append_str(out, text);
-    cJSON_free(text);
-    return st;
-}
-
 nt_status edge_codec_service_reply(const char *join_ref, const char *ref, const char *topic,
                                    nt_status st, const nt_response *resp, nt_buf *out)
 {
@@ -91,7 +81,7 @@ nt_status edge_codec_service_reply(const char *join_ref, const char *ref, const 
     if (resp->http == 200 && data != NULL) {
         nt_buf r;
         nt_buf_init(&r, out->max);
-        out_st = append_json(&r, data);
+        out_st = nt_json_append(&r, data);
         if (out_st == NT_OK)
             out_st = edge_frame_reply(out, join_ref, ref, topic, "ok", r.data);
         nt_buf_free(&r);
@@ -125,7 +115,7 @@ nt_status edge_codec_authorize_body(const char *room_id, const char *action, nt_
     NT_ASSERT(o != NULL);
     cJSON_AddStringToObject(o, "room_id", room_id);
     cJSON_AddStringToObject(o, "action", action);
-    nt_status st = append_json(out, o);
+    nt_status st = nt_json_append(out, o);
     cJSON_Delete(o);
     return st;
 }
@@ -154,7 +144,7 @@ nt_status edge_codec_history_body(const char *room_id, const char *after, int li
     cJSON_AddStringToObject(o, "room_id", room_id);
     cJSON_AddStringToObject(o, "after", after);
     cJSON_AddNumberToObject(o, "limit", limit);
-    nt_status st = append_json(out, o);
+    nt_status st = nt_json_append(out, o);
     cJSON_Delete(o);
     return st;
 }
@@ -229,7 +219,7 @@ nt_status edge_codec_typing(const char *user_id, const char *username, bool typi
     cJSON_AddStringToObject(o, "user_id", user_id);
     nt_json_add_str_or_null(o, "username", username);
     cJSON_AddBoolToObject(o, "typing", typing);
-    nt_status st = append_json(out, o);
+    nt_status st = nt_json_append(out, o);
     cJSON_Delete(o);
     return st;
 }

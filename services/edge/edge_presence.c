@@ -49,15 +49,6 @@ bool edge_presence_ref_of(const char *phx_ref, const char *edge)
     return n > 0 && strncmp(phx_ref, edge, n) == 0 && phx_ref[n] == '-';
 }
 
-static nt_status append_json(nt_buf *out, const cJSON *v)
-{
-    char *text = cJSON_PrintUnformatted(v);
-    NT_ASSERT(text != NULL);
-    nt_status st = nt_buf_append_str(out, text);
-    cJSON_free(text);
-    return st;
-}
-
 static cJSON *report_new(const char *edge, uint64_t seq, const char *type)
 {
     cJSON *o = cJSON_CreateObject();
@@ -87,7 +78,7 @@ static cJSON *meta_json(const edge_pmeta *m)
 
 static nt_status finish(nt_buf *out, cJSON *o)
 {
-    nt_status st = append_json(out, o);
+    nt_status st = nt_json_append(out, o);
     cJSON_Delete(o);
     return st;
 }
@@ -256,7 +247,7 @@ nt_status edge_presence_state(const char *body, size_t len, const char *own_edge
         }
         cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(pres, "metas"), meta_json(metas[i]));
     }
-    nt_status st = append_json(out, state);
+    nt_status st = nt_json_append(out, state);
     cJSON_Delete(state);
     cJSON_Delete(reply);
     return st;
