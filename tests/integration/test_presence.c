@@ -369,6 +369,29 @@ static char *user_needle(const h_user *u, char *buf, size_t len)
     return buf;
 }
 
+/* Starts fe (its id ends in letter), connects conn of u joined to the room
+ * at online_at, and waits for u's online presence_update; needle (len
+ * bytes) gets u's event needle. */
+static void fe_online(fake_edge *fe, char letter, const char *conn, const h_user *u,
+                      const char *online_at, char *needle, size_t len)
+{
+    fe_start(fe, letter);
+    fe_connect_join(fe, conn, u->id, online_at);
+    cr_assert_eq(wait_events("presence_update", user_needle(u, needle, len), "true", 1, 5000), 1,
+                 "%s online", u->id);
+}
+
+/* Silences fe and returns how long until the offline presence_update of
+ * needle came (at most wait_ms; the test fails without it). */
+static int64_t silent_until_offline(fake_edge *fe, const char *needle, int wait_ms)
+{
+    int64_t silent_at = nt_clock_mono_ms();
+    fe_silence(fe);
+    cr_assert_eq(wait_events("presence_update", needle, "false", 1, wait_ms), 1,
+                 "offline after the edge went silent");
+    return nt_clock_mono_ms() - silent_at;
+}
+
 Test(presence, get_returns_the_state_and_a_user_on_two_edges_stays_online_when_one_closes)
 {
     fake_edge a, b;
@@ -416,20 +439,10 @@ Test(presence, an_edge_that_stops_reporting_loses_its_users_within_the_timeout)
 {
     fake_edge a, b;
     char na[200], nb[200];
-    fe_start(&a, 'C');
-    fe_start(&b, 'D');
-    fe_connect_join(&a, "4", alice.id, ONLINE_AT_1);
-    fe_connect_join(&b, "5", bob.id, ONLINE_AT_1);
-    cr_assert_eq(
-        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
-    cr_assert_eq(wait_events("presence_update", user_needle(&bob, nb, sizeof(nb)), "true", 1, 5000),
-                 1);
+    fe_online(&a, 'C', "4", &alice, ONLINE_AT_1, na, sizeof(na));
+    fe_online(&b, 'D', "5", &bob, ONLINE_AT_1, nb, sizeof(nb));
 
-    int64_t silent_at = nt_clock_mono_ms();
-    fe_silence(&a);
-    cr_assert_eq(wait_events("presence_update", na, "false", 1, TIMEOUT_MS + 4000), 1,
-                 "alice offline after her edge went silent");
-    int64_t took = nt_clock_mono_ms() - silent_at;
+    int64_t took = silent_until_offline(&a, na, TIMEOUT_MS + 4000);
     /* The bound is the timeout plus one sweep; allow for the last beat's age
      * and the worker's KV write and rooms look-up. */
     cr_assert(took >= TIMEOUT_MS - BEAT_MS - 100 && took <= TIMEOUT_MS + 1000 + 1500,
@@ -457,14 +470,8 @@ Test(presence, a_presence_killed_and_restarted_recovers_the_online_set_without_f
 {
     fake_edge a, b;
     char na[200], nb[200];
-    fe_start(&a, 'E');
-    fe_start(&b, 'F');
-    fe_connect_join(&a, "7", alice.id, ONLINE_AT_1);
-    fe_connect_join(&b, "8", bob.id, ONLINE_AT_1);
-    cr_assert_eq(
-        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
-    cr_assert_eq(wait_events("presence_update", user_needle(&bob, nb, sizeof(nb)), "true", 1, 5000),
-                 1);
+    fe_online(&a, 'E', "7", &alice, ONLINE_AT_1, na, sizeof(na));
+    fe_online(&b, 'F', "8", &bob, ONLINE_AT_1, nb, sizeof(nb));
     cr_assert_eq(wait_kv(bob.id, 1, 3000), 1);
 
     cr_assert_eq(h_kill_by_name("presence", SIGKILL), 1);
@@ -491,14 +498,8 @@ Test(presence, two_instances_publish_each_event_exactly_once)
     msleep(1500);
     fake_edge a, b;
     char na[200], nb[200];
-    fe_start(&a, 'G');
-    fe_start(&b, 'H');
-    fe_connect_join(&a, "1", alice.id, ONLINE_AT_1);
-    fe_connect_join(&b, "2", bob.id, ONLINE_AT_2);
-    cr_assert_eq(
-        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
-    cr_assert_eq(wait_events("presence_update", user_needle(&bob, nb, sizeof(nb)), "true", 1, 5000),
-                 1);
+    fe_online(&a, 'G', "1", &alice, ONLINE_AT_1, na, sizeof(na));
+    fe_online(&b, 'H', "2", &bob, ONLINE_AT_2, nb, sizeof(nb));
     fe_disconnect(&a, "1");
     cr_assert_eq(wait_events("presence_update", na, "false", 1, 5000), 1);
     fe_silence(&b);
@@ -525,10 +526,7 @@ Test(presence, a_stalled_presence_does_not_declare_the_edges_dead)
     cr_assert(h_wait_service(stack.nats_url, "presence", 10000));
     fake_edge a;
     char na[200];
-    fe_start(&a, 'I');
-    fe_connect_join(&a, "1", alice.id, ONLINE_AT_1);
-    cr_assert_eq(
-        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
+    fe_online(&a, 'I', "1", &alice, ONLINE_AT_1, na, sizeof(na));
     /* The process stops for longer than the edge timeout while the edge
      * keeps reporting: on waking, the silence it measured is its own. */
     cr_assert_eq(kill(p->pid, SIGSTOP), 0);
@@ -545,10 +543,7 @@ Test(presence, an_edge_declared_dead_that_comes_back_announces_its_joins_again)
 {
     fake_edge a;
     char na[200];
-    fe_start(&a, 'J');
-    fe_connect_join(&a, "3", alice.id, ONLINE_AT_1);
-    cr_assert_eq(
-        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
+    fe_online(&a, 'J', "3", &alice, ONLINE_AT_1, na, sizeof(na));
     char meta[300], leave[600], back[600];
     snprintf(meta, sizeof(meta), "{\"phx_ref\":\"%s-3\",\"username\":\"%s\",\"online_at\":\"%s\"}",
              a.id, alice.id, ONLINE_AT_1);
@@ -615,15 +610,8 @@ Test(presence_defaults, a_silent_edge_s_users_are_offline_within_31_s)
 {
     fake_edge a;
     char na[200];
-    fe_start(&a, 'E');
-    fe_connect_join(&a, "6", alice.id, ONLINE_AT_1);
-    cr_assert_eq(
-        wait_events("presence_update", user_needle(&alice, na, sizeof(na)), "true", 1, 5000), 1);
-    int64_t silent_at = nt_clock_mono_ms();
-    fe_silence(&a);
-    cr_assert_eq(wait_events("presence_update", na, "false", 1, DEFAULT_TIMEOUT_MS + 5000), 1,
-                 "alice offline after her edge went silent");
-    int64_t took = nt_clock_mono_ms() - silent_at;
+    fe_online(&a, 'E', "6", &alice, ONLINE_AT_1, na, sizeof(na));
+    int64_t took = silent_until_offline(&a, na, DEFAULT_TIMEOUT_MS + 5000);
     /* README and nats.md: within NATTER_PRESENCE_EDGE_TIMEOUT_MS + 1 s, so
      * 31 s by default (the worker's KV write and rooms look-up on top). */
     cr_assert(took >= DEFAULT_TIMEOUT_MS - BEAT_MS - 100 &&
