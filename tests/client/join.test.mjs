@@ -174,7 +174,10 @@ describe('join', () => {
         const sent = await s.sendRest(bob.token, shared.id, 'after the leave');
         await control.next((f) => f[3] === 'message_received' && f[4].id === sent.id);
         await sleep(500);
-        const late = c.frames.slice(mark).filter((f) => f[2] === topic &&
+        // Events of the room may come while the join still stands (presence
+        // announces the two users coming online just then); once phx_close
+        // is out, nothing more of the topic.
+        const late = c.frames.slice(c.frames.indexOf(close) + 1).filter((f) => f[2] === topic &&
           !['phx_reply', 'phx_close'].includes(f[3]));
         assert.deepEqual(late, [], 'frames for a left topic');
 
@@ -236,7 +239,9 @@ describe('join', () => {
       const second = await s.sendRest(bob.token, shared.id, 'after leaving');
       await control.next((f) => f[3] === 'message_received' && f[4].id === second.id);
       await sleep(500);
-      assert.deepEqual(frames.filter((m) => m.topic === topic && m !== reply && m !== close), []);
+      // Room events may come before the leave is done (the join's presence
+      // diff goes out on the edge's next tick); after phx_close, none.
+      assert.deepEqual(frames.slice(frames.indexOf(close) + 1).filter((m) => m.topic === topic), []);
       assert.deepEqual(got, [first.id]);
       control.destroy();
 
